@@ -1,0 +1,83 @@
+# Crosscast configuration: an annotated example.
+#
+# Every key is optional: Crosscast runs with the values shown here when no file is given (`crosscast serve`), so
+# start from this file and keep only what you change. Print it any time with `crosscast config example`, check your
+# own with `crosscast config validate FILE` (it prints every problem as FILE:LINE:COL and exits 2).
+#
+# Values can come from the environment: env("NAME") fails with a clear error when NAME is unset, env("NAME", "x")
+# falls back to "x". Durations are strings such as "500ms", "5s", "2m"; sizes are strings such as "512KiB", "64MiB".
+
+server {
+  # Address and port the HTTP server (API, tracking, admin panel, health, metrics) listens on. Use "0.0.0.0:8080"
+  # to accept connections from other hosts (for example inside a container).
+  listen = "127.0.0.1:8080"
+
+  # The address contacts and browsers reach this server at. Used to build absolute links: open-tracking pixels,
+  # click redirects, unsubscribe pages. Set it to your public https:// address in production.
+  public_url = "http://localhost:8080"
+
+  # Largest request body accepted; larger requests are refused with 413.
+  max_body = "4MiB"
+
+  # How long a client may take to send a request, and the server to write a response.
+  read_timeout  = "30s"
+  write_timeout = "30s"
+
+  # On SIGINT/SIGTERM: stop accepting, then wait this long for in-flight requests before closing the stores.
+  shutdown_timeout = "15s"
+}
+
+storage {
+  # Where Crosscast keeps its data: system.db (workspaces, API tokens, plugin state) and one file per workspace in
+  # workspaces/<id>.db. Only one Crosscast process may use a data dir at a time.
+  data_dir = "./data"
+
+  # With fsync on, a 2xx answer means the write is on disk and survives a power cut. Turning it off makes writes
+  # faster but a crash of the machine (not of Crosscast) can lose the last moments of writes.
+  fsync = true
+
+  # Group commit: concurrent writes are gathered into one transaction of at most this many writes, so that one
+  # disk sync serves many requests.
+  commit_max_batch = 1000
+
+  # How long the writer may wait for more writes to join a transaction. "0s" commits as soon as the previous
+  # commit ends, which is already well batched under load; raise it (e.g. "2ms") only on slow disks.
+  commit_max_delay = "0s"
+
+  # How long to wait for the data dir lock before failing with "data dir ... is in use by another crosscast
+  # process".
+  lock_timeout = "1s"
+}
+
+log {
+  # trace, debug, info, warn or error. Personal data (emails, phone numbers) is never logged at info or above.
+  level = "info"
+
+  # text for people, json for log collectors.
+  format = "text"
+}
+
+admin {
+  # An API token with owner rights on every workspace, for automation and first access. Keep it secret; at least
+  # 24 characters (try: openssl rand -hex 24). When unset, Crosscast generates an owner token on first start and
+  # prints it once.
+  bootstrap_token = env("CROSSCAST_BOOTSTRAP_TOKEN", "")
+}
+
+# Workspaces can be declared here (GitOps) or created through the API. A declared workspace is created at start if
+# missing; its name and write key are then owned by this file and the API refuses to change or delete it.
+# Removing a block does not delete the workspace: it becomes an API-managed workspace.
+workspace "acme" {
+  # Display name.
+  name = "Acme Corp"
+
+  # The tracking write key websites and apps send events with (16-128 letters, digits, '_' or '-'). Leave it out
+  # to have one generated; read it with GET /api/v1/workspaces/acme.
+  write_key = env("ACME_WRITE_KEY", "wk_acme_example_change_me")
+}
+
+# Plugins (message channels, scoring models, tag connectors) are sandboxed WebAssembly modules. Each block names an
+# instance; its settings are documented with the plugin platform.
+# plugin "email" {
+#   source = "builtin:email-smtp"
+# }

@@ -1,0 +1,107 @@
+// Package config owns Crosscast's operator configuration: the HCL schema, its embedded defaults, env() interpolation,
+// strict decoding and validation with file:line:col positions.
+//
+// The order is DefaultConfig(), then the file (Load), then command-line flags, then Validate. The package imports
+// hashicorp/hcl and go-cty for decoding and must not import HTTP, storage or wasm libraries.
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Config is the whole operator configuration. Block and attribute names are a public contract: operators' files
+// and later features rely on them.
+type Config struct {
+	Server     *Server     `hcl:"server,block"`
+	Storage    *Storage    `hcl:"storage,block"`
+	Log        *Log        `hcl:"log,block"`
+	Admin      *Admin      `hcl:"admin,block"`
+	Workspaces []Workspace `hcl:"workspace,block"`
+	Plugins    []Plugin    `hcl:"plugin,block"`
+
+	// Source is the file the configuration was read from, "" for embedded defaults only.
+	Source string
+}
+
+// Server configures the HTTP listener.
+type Server struct {
+	Listen          string `hcl:"listen,optional"`
+	PublicURL       string `hcl:"public_url,optional"`
+	MaxBody         string `hcl:"max_body,optional"`
+	ReadTimeout     string `hcl:"read_timeout,optional"`
+	WriteTimeout    string `hcl:"write_timeout,optional"`
+	ShutdownTimeout string `hcl:"shutdown_timeout,optional"`
+
+	// Parsed by Validate.
+	MaxBodyBytes       int64
+	ReadTimeoutDur     time.Duration
+	WriteTimeoutDur    time.Duration
+	ShutdownTimeoutDur time.Duration
+}
+
+// Storage configures the embedded bbolt store and its group commit.
+type Storage struct {
+	DataDir        string `hcl:"data_dir,optional"`
+	Fsync          bool   `hcl:"fsync,optional"`
+	CommitMaxBatch int    `hcl:"commit_max_batch,optional"`
+	CommitMaxDelay string `hcl:"commit_max_delay,optional"`
+	LockTimeout    string `hcl:"lock_timeout,optional"`
+
+	// Parsed by Validate.
+	CommitMaxDelayDur time.Duration
+	LockTimeoutDur    time.Duration
+}
+
+// Log configures the root logger.
+type Log struct {
+	Level  string `hcl:"level,optional"`
+	Format string `hcl:"format,optional"`
+}
+
+// Admin configures access to the API and the admin panel.
+type Admin struct {
+	// BootstrapToken, when set, is accepted as an owner API token for every workspace. It is never stored.
+	BootstrapToken string `hcl:"bootstrap_token,optional"`
+}
+
+// Workspace declares a workspace in the file (GitOps). Declared workspaces are created at start if missing and
+// their declared fields win over API edits, which are refused for them.
+type Workspace struct {
+	ID       string `hcl:"id,label"`
+	Name     string `hcl:"name,optional"`
+	WriteKey string `hcl:"write_key,optional"`
+}
+
+// Plugin is a plugin block. Its body is kept undecoded here; the plugin platform decodes it against the schema the
+// plugin declares, so its diagnostics still point into the operator's file.
+type Plugin struct {
+	Name     string    `hcl:"name,label"`
+	Body     hcl.Body  `hcl:",remain"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// DefaultConfig returns the configuration Crosscast runs with when no file is given: listen on loopback port 8080,
+// data in ./data, fsync on, text logs at info level.
+func DefaultConfig() *Config {
+	return &Config{
+		Server: &Server{
+			Listen:          "127.0.0.1:8080",
+			PublicURL:       "http://localhost:8080",
+			MaxBody:         "4MiB",
+			ReadTimeout:     "30s",
+			WriteTimeout:    "30s",
+			ShutdownTimeout: "15s",
+		},
+		Storage: &Storage{
+			DataDir:        "./data",
+			Fsync:          true,
+			CommitMaxBatch: 1000,
+			CommitMaxDelay: "0s",
+			LockTimeout:    "1s",
+		},
+		Log:   &Log{Level: "info", Format: "text"},
+		Admin: &Admin{},
+	}
+}

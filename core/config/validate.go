@@ -1,0 +1,182 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/workspaces"
+)
+
+var pluginNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// Validate checks every value, parses durations and sizes into their typed fields, and returns an
+// *errs.ValidationError whose field paths ("server.listen", "workspace.acme.write_key") Load turns into positions.
+func (c *Config) Validate() error {
+	v := &errs.ValidationError{}
+	c.Server.validate(v)
+	c.Storage.validate(v)
+	c.Log.validate(v)
+	c.Admin.validate(v)
+
+	ids := map[string]bool{}
+	keys := map[string]string{}
+	for i := range c.Workspaces {
+		w := &c.Workspaces[i]
+		path := "workspace." + w.ID
+		if err := workspaces.ValidateID(w.ID); err != nil {
+			v.Add(path, "%s", err)
+		}
+		if ids[w.ID] {
+			v.Add(path, "workspace %q is declared twice", w.ID)
+		}
+		ids[w.ID] = true
+		if len(w.Name) > 200 {
+			v.Add(path+".name", "must be at most 200 characters")
+		}
+		if w.WriteKey != "" {
+			if err := workspaces.ValidateWriteKey(w.WriteKey); err != nil {
+				v.Add(path+".write_key", "%s", err)
+			} else if other, dup := keys[w.WriteKey]; dup {
+				v.Add(path+".write_key", "the same write key is declared for workspace %q", other)
+			}
+			keys[w.WriteKey] = w.ID
+		}
+	}
+	names := map[string]bool{}
+	for _, p := range c.Plugins {
+		path := "plugin." + p.Name
+		if !pluginNamePattern.MatchString(p.Name) {
+			v.Add(path, "%q is not a valid plugin name: use a lower-case letter then letters, digits, '_' or '-'", p.Name)
+		}
+		if names[p.Name] {
+			v.Add(path, "plugin %q is declared twice", p.Name)
+		}
+		names[p.Name] = true
+	}
+	return v.OrNil()
+}
+
+func (s *Server) validate(v *errs.ValidationError) {
+	if host, port, err := net.SplitHostPort(s.Listen); err != nil {
+		v.Add("server.listen", "%q is not host:port (for example \"127.0.0.1:8080\" or \"0.0.0.0:8080\")", s.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.Add("server.listen", "port %q must be a number between 0 and 65535", port)
+	} else if strings.ContainsAny(host, " /") {
+		v.Add("server.listen", "host %q is not a host name or IP address", host)
+	}
+	if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.Add("server.public_url", "%q must be an absolute http:// or https:// URL", s.PublicURL)
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		v.Add("server.public_url", "%q must not have a query or fragment", s.PublicURL)
+	} else {
+		s.PublicURL = strings.TrimRight(s.PublicURL, "/")
+	}
+	s.MaxBodyBytes = sizeField(v, "server.max_body", s.MaxBody, 1<<10, 1<<30)
+	s.ReadTimeoutDur = durationField(v, "server.read_timeout", s.ReadTimeout, time.Second, time.Hour)
+	s.WriteTimeoutDur = durationField(v, "server.write_timeout", s.WriteTimeout, time.Second, time.Hour)
+	s.ShutdownTimeoutDur = durationField(v, "server.shutdown_timeout", s.ShutdownTimeout, 0, 10*time.Minute)
+}
+
+func (s *Storage) validate(v *errs.ValidationError) {
+	if strings.TrimSpace(s.DataDir) == "" {
+		v.Add("storage.data_dir", "must not be empty")
+	}
+	if s.CommitMaxBatch < 1 || s.CommitMaxBatch > 100000 {
+		v.Add("storage.commit_max_batch", "%d must be between 1 and 100000", s.CommitMaxBatch)
+	}
+	s.CommitMaxDelayDur = durationField(v, "storage.commit_max_delay", s.CommitMaxDelay, 0, time.Second)
+	s.LockTimeoutDur = durationField(v, "storage.lock_timeout", s.LockTimeout, time.Millisecond, time.Minute)
+}
+
+func (l *Log) validate(v *errs.ValidationError) {
+	switch l.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		v.Add("log.level", "%q must be one of trace, debug, info, warn, error", l.Level)
+	}
+	switch l.Format {
+	case "text", "json":
+	default:
+		v.Add("log.format", "%q must be text or json", l.Format)
+	}
+}
+
+func (a *Admin) validate(v *errs.ValidationError) {
+	if a.BootstrapToken == "" {
+		return
+	}
+	if len(a.BootstrapToken) < 24 || strings.ContainsAny(a.BootstrapToken, " \t\r\n") {
+		v.Add("admin.bootstrap_token", "must be at least 24 characters without spaces (try: openssl rand -hex 24)")
+	}
+}
+
+func durationField(v *errs.ValidationError, path, s string, min, max time.Duration) time.Duration {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		v.Add(path, "%q is not a duration (examples: \"500ms\", \"5s\", \"2m\")", s)
+	case d < min || d > max:
+		v.Add(path, "%s must be between %s and %s", s, min, max)
+	}
+	return d
+}
+
+func sizeField(v *errs.ValidationError, path, s string, min, max int64) int64 {
+	n, err := ParseSize(s)
+	switch {
+	case err != nil:
+		v.Add(path, "%s", err)
+	case n < min || n > max:
+		v.Add(path, "%s must be between %s and %s", s, FormatSize(min), FormatSize(max))
+	}
+	return n
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"B", 1},
+}
+
+// ParseSize parses a byte size such as "512KiB", "64MiB", "10MB" or "1024B". Binary (KiB, MiB, GiB, TiB) and
+// decimal (KB, MB, GB, TB) units are accepted; a unit is required so that "64" is never ambiguous.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	for _, u := range sizeUnits {
+		if !strings.HasSuffix(t, u.suffix) {
+			continue
+		}
+		num := strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n < 0 {
+			break
+		}
+		if n > (1<<62)/u.mult {
+			return 0, fmt.Errorf("%q is too large", s)
+		}
+		return n * u.mult, nil
+	}
+	return 0, fmt.Errorf("%q is not a size (examples: \"512KiB\", \"64MiB\", \"10MB\")", s)
+}
+
+// FormatSize renders n bytes with the largest binary unit that divides it exactly.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return fmt.Sprintf("%d%s", n/u.m, u.s)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
+}

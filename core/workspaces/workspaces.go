@@ -1,0 +1,306 @@
+// Package workspaces owns the tenants of a Crosscast server: one workspace per client of an agency, each with its
+// own data file, write key and settings. It validates ids and write keys, creates, renames and deletes workspaces,
+// and reconciles the workspaces declared in the operator's file.
+//
+// It imports only the standard library, go-hclog and core/errs. Storage is reached through the Store interface,
+// implemented in core/store.
+package workspaces
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/crosscast/crosscast/core/errs"
+	"github.com/hashicorp/go-hclog"
+)
+
+// DefaultID is the workspace created on first start when none exists.
+const DefaultID = "default"
+
+// Workspace is one tenant.
+type Workspace struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	WriteKey string `json:"write_key"`
+	// Managed is true when the workspace is declared in the configuration file; such a workspace can only be changed
+	// there.
+	Managed   bool      `json:"managed"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Store persists workspaces. Implementations must make CreateWorkspace fail with errs.ErrConflict when the id or the
+// write key is taken, return errs.ErrNotFound for unknown ids, and make DeleteWorkspace remove the workspace's data
+// and every API token scoped to it.
+type Store interface {
+	CreateWorkspace(ctx context.Context, w Workspace) error
+	GetWorkspace(ctx context.Context, id string) (Workspace, error)
+	// ListWorkspaces returns up to limit workspaces (all when limit is 0) with an id greater than after, in id
+	// order.
+	ListWorkspaces(ctx context.Context, after string, limit int) ([]Workspace, error)
+	// UpdateWorkspace replaces the stored record; the write key index follows. ErrConflict if the new write key is
+	// taken by another workspace.
+	UpdateWorkspace(ctx context.Context, w Workspace) error
+	DeleteWorkspace(ctx context.Context, id string) error
+}
+
+var (
+	idPattern       = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$`)
+	writeKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+)
+
+// ValidateID reports whether id can name a workspace: 1 to 48 characters of lower-case letters, digits and inner
+// dashes. Ids appear in URLs and file names, so nothing else is allowed.
+func ValidateID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%q is not a valid workspace id: use 1-48 lower-case letters, digits or dashes, not starting or ending with a dash", id)
+	}
+	return nil
+}
+
+// ValidateWriteKey reports whether key can be a tracking write key: 16 to 128 letters, digits, '_' or '-'.
+func ValidateWriteKey(key string) error {
+	if !writeKeyPattern.MatchString(key) {
+		return fmt.Errorf("write key must be 16-128 letters, digits, '_' or '-'")
+	}
+	return nil
+}
+
+// NewWriteKey returns a fresh random write key ("wk_" and 26 base32 characters, 130 bits).
+func NewWriteKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "wk_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Service is the workspace use-case layer on top of a Store.
+type Service struct {
+	store Store
+	log   hclog.Logger
+	now   func() time.Time
+}
+
+// NewService returns a Service. now may be nil for time.Now.
+func NewService(store Store, log hclog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, log: log.Named("workspaces"), now: now}
+}
+
+// CreateInput is what a caller may set when creating a workspace.
+type CreateInput struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	WriteKey string `json:"write_key"`
+}
+
+// Create validates in and creates the workspace. An empty name defaults to the id, an empty write key is generated.
+func (s *Service) Create(ctx context.Context, in CreateInput) (Workspace, error) {
+	w, err := s.build(in, false)
+	if err != nil {
+		return Workspace{}, err
+	}
+	if err := s.store.CreateWorkspace(ctx, w); err != nil {
+		return Workspace{}, fmt.Errorf("creating workspace %q: %w", w.ID, err)
+	}
+	s.log.Info("workspace created", "workspace", w.ID)
+	return w, nil
+}
+
+func (s *Service) build(in CreateInput, managed bool) (Workspace, error) {
+	v := &errs.ValidationError{}
+	if err := ValidateID(in.ID); err != nil {
+		v.Add("id", "%s", err)
+	}
+	name := strings.TrimSpace(in.Name)
+	if name == "" {
+		name = in.ID
+	}
+	if len(name) > 200 {
+		v.Add("name", "must be at most 200 characters")
+	}
+	key := in.WriteKey
+	if key == "" {
+		key = NewWriteKey()
+	} else if err := ValidateWriteKey(key); err != nil {
+		v.Add("write_key", "%s", err)
+	}
+	if err := v.OrNil(); err != nil {
+		return Workspace{}, err
+	}
+	now := s.now().UTC()
+	return Workspace{ID: in.ID, Name: name, WriteKey: key, Managed: managed, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// Get returns one workspace.
+func (s *Service) Get(ctx context.Context, id string) (Workspace, error) {
+	w, err := s.store.GetWorkspace(ctx, id)
+	if err != nil {
+		return Workspace{}, fmt.Errorf("getting workspace %q: %w", id, err)
+	}
+	return w, nil
+}
+
+// List returns up to limit workspaces after the cursor (an id), and the cursor of the next page ("" at the end).
+func (s *Service) List(ctx context.Context, after string, limit int) ([]Workspace, string, error) {
+	if limit <= 0 || limit > 1000 {
+		return nil, "", errs.Invalid("limit", "must be between 1 and 1000")
+	}
+	items, err := s.store.ListWorkspaces(ctx, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing workspaces: %w", err)
+	}
+	next := ""
+	if len(items) > limit {
+		items = items[:limit]
+		next = items[limit-1].ID
+	}
+	return items, next, nil
+}
+
+// UpdateInput holds the fields a PATCH may change; nil means unchanged.
+type UpdateInput struct {
+	Name     *string `json:"name"`
+	WriteKey *string `json:"write_key"`
+}
+
+// Update applies in to the workspace. Workspaces declared in the configuration file are refused with
+// errs.ErrConflict: the file is their source of truth.
+func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (Workspace, error) {
+	w, err := s.Get(ctx, id)
+	if err != nil {
+		return Workspace{}, err
+	}
+	if w.Managed {
+		return Workspace{}, fmt.Errorf("workspace %q is declared in the configuration file; change it there: %w", id, errs.ErrConflict)
+	}
+	v := &errs.ValidationError{}
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		switch {
+		case name == "":
+			v.Add("name", "must not be empty")
+		case len(name) > 200:
+			v.Add("name", "must be at most 200 characters")
+		default:
+			w.Name = name
+		}
+	}
+	if in.WriteKey != nil {
+		if err := ValidateWriteKey(*in.WriteKey); err != nil {
+			v.Add("write_key", "%s", err)
+		}
+		w.WriteKey = *in.WriteKey
+	}
+	if err := v.OrNil(); err != nil {
+		return Workspace{}, err
+	}
+	w.UpdatedAt = s.now().UTC()
+	if err := s.store.UpdateWorkspace(ctx, w); err != nil {
+		return Workspace{}, fmt.Errorf("updating workspace %q: %w", id, err)
+	}
+	return w, nil
+}
+
+// RotateWriteKey gives the workspace a new random write key and returns the updated workspace.
+func (s *Service) RotateWriteKey(ctx context.Context, id string) (Workspace, error) {
+	key := NewWriteKey()
+	return s.Update(ctx, id, UpdateInput{WriteKey: &key})
+}
+
+// Delete removes the workspace, its data file and its tokens. confirm must equal the id: deleting a client's data is
+// not something to do by accident. Workspaces declared in the file are refused.
+func (s *Service) Delete(ctx context.Context, id, confirm string) error {
+	if confirm != id {
+		return errs.Invalid("confirm", "deleting workspace %q removes all its data: repeat its id as ?confirm=%s", id, id)
+	}
+	w, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if w.Managed {
+		return fmt.Errorf("workspace %q is declared in the configuration file; remove it there first: %w", id, errs.ErrConflict)
+	}
+	if err := s.store.DeleteWorkspace(ctx, id); err != nil {
+		return fmt.Errorf("deleting workspace %q: %w", id, err)
+	}
+	s.log.Info("workspace deleted", "workspace", id)
+	return nil
+}
+
+// Declared is a workspace as the configuration file declares it.
+type Declared struct {
+	ID       string
+	Name     string
+	WriteKey string
+}
+
+// Reconcile makes the store match the declared workspaces: creates missing ones, updates the declared fields of
+// existing ones and marks them managed; workspaces that were managed but are no longer declared become ordinary
+// (API-managed) workspaces, never deleted. If after that no workspace exists at all, the default workspace is
+// created so that a fresh install is usable at once.
+func (s *Service) Reconcile(ctx context.Context, declared []Declared) error {
+	seen := make(map[string]bool, len(declared))
+	for _, d := range declared {
+		seen[d.ID] = true
+		existing, err := s.store.GetWorkspace(ctx, d.ID)
+		switch {
+		case err == nil:
+			changed := !existing.Managed
+			if d.Name != "" && d.Name != existing.Name {
+				existing.Name, changed = d.Name, true
+			}
+			if d.WriteKey != "" && d.WriteKey != existing.WriteKey {
+				existing.WriteKey, changed = d.WriteKey, true
+			}
+			if !changed {
+				continue
+			}
+			existing.Managed = true
+			existing.UpdatedAt = s.now().UTC()
+			if err := s.store.UpdateWorkspace(ctx, existing); err != nil {
+				return fmt.Errorf("updating declared workspace %q: %w", d.ID, err)
+			}
+		case isNotFound(err):
+			w, err := s.build(CreateInput(d), true)
+			if err != nil {
+				return fmt.Errorf("declared workspace %q: %w", d.ID, err)
+			}
+			if err := s.store.CreateWorkspace(ctx, w); err != nil {
+				return fmt.Errorf("creating declared workspace %q: %w", d.ID, err)
+			}
+			s.log.Info("declared workspace created", "workspace", d.ID)
+		default:
+			return fmt.Errorf("reading declared workspace %q: %w", d.ID, err)
+		}
+	}
+	all, err := s.store.ListWorkspaces(ctx, "", 0)
+	if err != nil {
+		return fmt.Errorf("listing workspaces: %w", err)
+	}
+	for _, w := range all {
+		if w.Managed && !seen[w.ID] {
+			w.Managed = false
+			w.UpdatedAt = s.now().UTC()
+			if err := s.store.UpdateWorkspace(ctx, w); err != nil {
+				return fmt.Errorf("releasing workspace %q: %w", w.ID, err)
+			}
+			s.log.Info("workspace no longer declared in the file; now managed through the API", "workspace", w.ID)
+		}
+	}
+	if len(all) == 0 {
+		if _, err := s.Create(ctx, CreateInput{ID: DefaultID, Name: "Default"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, errs.ErrNotFound) }
