@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrInUse means another process holds the data dir.
+var ErrInUse = errors.New("in use by another crosscast process")
+
+// DB is one bbolt file with its group-commit writer.
+type DB struct {
+	path string
+	bolt *bolt.DB
+	c    *committer
+}
+
+// Update runs fn in a group commit and returns once it is durable (see the package doc). fn may run more than once
+// and must only touch tx.
+func (d *DB) Update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return d.c.write(ctx, fn)
+}
+
+// View runs fn in a read-only transaction over a consistent snapshot.
+func (d *DB) View(fn func(tx *bolt.Tx) error) error {
+	return d.bolt.View(fn)
+}
+
+// Path is the file's location.
+func (d *DB) Path() string { return d.path }
+
+// close stops the writer after the writes in flight and closes the file.
+func (d *DB) close() error {
+	d.c.close()
+	return d.bolt.Close()
+}
+
+// openBolt opens (creating if needed) a bbolt file, failing after lockTimeout with ErrInUse when another process
+// holds it.
+func openBolt(path string, lockTimeout time.Duration, readOnly bool, fsync bool) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      lockTimeout,
+		ReadOnly:     readOnly,
+		NoSync:       !fsync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, ErrInUse
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("%s is not writable: %w", path, err)
+	case err != nil:
+		return nil, err
+	}
+	return db, nil
+}
+
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

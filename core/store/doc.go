@@ -1,0 +1,58 @@
+// Package store is Crosscast's embedded storage on bbolt: one system file plus one file per workspace, schema
+// versions with ordered migrations, a group-commit write path, consistent online backups, and the bbolt
+// implementations of the Store interfaces that core packages declare (workspaces.Store, auth.Store, ...).
+//
+// It is the only package that imports bbolt. It must not import HTTP or wasm libraries.
+//
+// # Files
+//
+//	<data_dir>/system.db             workspaces, API tokens, plugin state
+//	<data_dir>/workspaces/<id>.db    one workspace's data: back it up, move it or delete it as a file
+//
+// A workspace per file means one client's data can be exported or erased on its own, and writes to different
+// workspaces never queue behind each other: each file has its own writer.
+//
+// # Bucket tree
+//
+//	system.db
+//	├── meta/                   schema_version -> uint64 big-endian; kind -> "system"; health_probe -> RFC 3339 time
+//	├── workspaces/             <workspace id> -> JSON workspaceRecord
+//	├── write_keys/             <write key> -> <workspace id>        (unique index: tracking auth by write key)
+//	└── tokens/                 <token id> -> JSON tokenRecord         (secret only as SHA-256)
+//
+//	workspaces/<id>.db
+//	└── meta/                   schema_version -> uint64 big-endian; kind -> "workspace"; workspace_id -> <id>
+//	    (contacts, events, segments, campaigns: added by their issues, each documented here)
+//
+// Names of buckets and keys are the documented []byte variables below; never spell them inline.
+//
+// # Durability
+//
+// Every write goes through DB.Update, which joins a group commit: concurrent writes share one bbolt transaction and
+// one fsync. When DB.Update returns nil, the write is on disk (storage.fsync = true, the default) and survives a
+// crash of the process or of the machine. With fsync off, it survives a crash of the process but the last moments
+// of writes may be lost if the machine loses power.
+//
+// # Schema versions
+//
+// Each file records meta/schema_version. Opening a file runs, in one transaction each, the migrations whose version
+// is above it, in order; a file written by a newer Crosscast is refused rather than misread.
+package store
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketWorkspaces = []byte("workspaces")
+	bucketWriteKeys  = []byte("write_keys")
+	bucketTokens     = []byte("tokens")
+
+	keySchemaVersion = []byte("schema_version")
+	keyKind          = []byte("kind")
+	keyWorkspaceID   = []byte("workspace_id")
+	keyHealthProbe   = []byte("health_probe")
+)
+
+// The kinds of data file, recorded in meta/kind so that a file put in the wrong place is refused.
+const (
+	kindSystem    = "system"
+	kindWorkspace = "workspace"
+)
