@@ -90,6 +90,9 @@ type Principal struct {
 // Allows reports whether p holds at least role min on workspace ws. ws == "" asks for a server-wide right, which
 // only tokens scoped to every workspace have.
 func (p Principal) Allows(min Role, ws string) bool {
+	if !min.Valid() {
+		return false // fail closed on a programming error
+	}
 	if p.Workspace != "" && p.Workspace != ws {
 		return false
 	}

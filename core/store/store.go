@@ -195,7 +195,7 @@ func (s *Store) probe(ctx context.Context) error {
 func (s *Store) createWorkspaceFile(id string) (*DB, error) {
 	path := s.workspacePath(id)
 	if _, err := os.Stat(path); err == nil {
-		aside := fmt.Sprintf("%s.orphaned-%d", path, time.Now().Unix())
+		aside := fmt.Sprintf("%s.orphaned-%d", path, time.Now().UnixNano())
 		if err := os.Rename(path, aside); err != nil {
 			return nil, fmt.Errorf("moving aside old file of workspace %q: %w", id, err)
 		}

@@ -114,29 +114,38 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Workspace, error)
 	return w, nil
 }
 
-func (s *Service) build(in CreateInput, managed bool) (Workspace, error) {
+// normalize trims and validates what a caller or the configuration file sets. An empty name or write key stays
+// empty: the caller decides the default.
+func normalize(in CreateInput) (CreateInput, error) {
 	v := &errs.ValidationError{}
 	if err := ValidateID(in.ID); err != nil {
 		v.Add("id", "%s", err)
 	}
-	name := strings.TrimSpace(in.Name)
-	if name == "" {
-		name = in.ID
-	}
-	if len(name) > 200 {
+	in.Name = strings.TrimSpace(in.Name)
+	if len(in.Name) > 200 {
 		v.Add("name", "must be at most 200 characters")
 	}
-	key := in.WriteKey
-	if key == "" {
-		key = NewWriteKey()
-	} else if err := ValidateWriteKey(key); err != nil {
-		v.Add("write_key", "%s", err)
+	if in.WriteKey != "" {
+		if err := ValidateWriteKey(in.WriteKey); err != nil {
+			v.Add("write_key", "%s", err)
+		}
 	}
-	if err := v.OrNil(); err != nil {
+	return in, v.OrNil()
+}
+
+func (s *Service) build(in CreateInput, managed bool) (Workspace, error) {
+	in, err := normalize(in)
+	if err != nil {
 		return Workspace{}, err
 	}
+	if in.Name == "" {
+		in.Name = in.ID
+	}
+	if in.WriteKey == "" {
+		in.WriteKey = NewWriteKey()
+	}
 	now := s.now().UTC()
-	return Workspace{ID: in.ID, Name: name, WriteKey: key, Managed: managed, CreatedAt: now, UpdatedAt: now}, nil
+	return Workspace{ID: in.ID, Name: in.Name, WriteKey: in.WriteKey, Managed: managed, CreatedAt: now, UpdatedAt: now}, nil
 }
 
 // Get returns one workspace.
@@ -248,7 +257,11 @@ type Declared struct {
 // created so that a fresh install is usable at once.
 func (s *Service) Reconcile(ctx context.Context, declared []Declared) error {
 	seen := make(map[string]bool, len(declared))
-	for _, d := range declared {
+	for _, decl := range declared {
+		d, err := normalize(CreateInput(decl))
+		if err != nil {
+			return fmt.Errorf("declared workspace %q: %w", decl.ID, err)
+		}
 		seen[d.ID] = true
 		existing, err := s.store.GetWorkspace(ctx, d.ID)
 		switch {
@@ -269,7 +282,7 @@ func (s *Service) Reconcile(ctx context.Context, declared []Declared) error {
 				return fmt.Errorf("updating declared workspace %q: %w", d.ID, err)
 			}
 		case isNotFound(err):
-			w, err := s.build(CreateInput(d), true)
+			w, err := s.build(d, true)
 			if err != nil {
 				return fmt.Errorf("declared workspace %q: %w", d.ID, err)
 			}

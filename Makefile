@@ -1,0 +1,45 @@
+# Crosscast build, run and test. `make help` lists the targets.
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+BIN         := bin/crosscast
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ARGS        ?=
+
+.PHONY: help build run test bench lint fmt check clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/crosscast (static, CGO off)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crosscast
+
+run: build ## build, then serve on 127.0.0.1:8080 with embedded defaults and data in ./data (ARGS="-config f.hcl")
+	./$(BIN) serve $(ARGS)
+
+test: ## the whole test suite, race detector on (what .ci/run runs)
+	$(GO) test -race -count=1 ./...
+
+bench: ## run every benchmark, print a table, write bench/results.json
+	mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./... | tee bench/raw.txt
+	$(GO) run ./cmd/benchreport -in bench/raw.txt -out bench/results.json -command 'make bench'
+
+lint: ## go vet and staticcheck (pinned)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fmt: ## format the Go code
+	gofmt -w $$(git ls-files '*.go')
+
+check: ## fail if code is unformatted, go.mod untidy, or the tree dirty (run after make test)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) mod tidy -diff
+	@test -z "$$(git status --porcelain)" || { echo "tree is dirty:"; git status --porcelain; exit 1; }
+
+clean: ## remove build outputs
+	rm -rf bin

@@ -1,0 +1,132 @@
+// Package admin is Crosscast's HTTP surface on fiber: the REST API under /api/v1, health, readiness and metrics
+// endpoints, and (later) the admin panel. It turns requests into calls on core services and core errors into HTTP
+// answers, in one place (errors.go).
+//
+// It imports core packages; core never imports it. It must not import bbolt or wazero.
+package admin
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/crosscast/crosscast/core/auth"
+	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/gofiber/fiber/v2"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Store is what the HTTP layer needs from storage directly: health and backups. Domain data goes through services.
+type Store interface {
+	// Health maps each data file ("system", "workspace:<id>") to its write health; nil means healthy.
+	Health(ctx context.Context) map[string]error
+	// Backup writes a consistent tar.gz snapshot of the whole data dir.
+	Backup(ctx context.Context, w io.Writer) error
+}
+
+// Deps are the services the server calls.
+type Deps struct {
+	Workspaces *workspaces.Service
+	Auth       *auth.Service
+	Store      Store
+	Metrics    *metrics.Registry
+	Logger     hclog.Logger
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Options tunes the HTTP server; zero values take config.DefaultConfig's.
+type Options struct {
+	MaxBody      int64
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+}
+
+// Server is the HTTP server.
+type Server struct {
+	app   *fiber.App
+	deps  Deps
+	log   hclog.Logger
+	ready atomic.Bool
+	// base is cancelled by Shutdown; long responses (backups) stream under it rather than under a request
+	// context that fasthttp recycles once the handler returns.
+	base   context.Context
+	cancel context.CancelFunc
+
+	requests *metrics.CounterVec
+	latency  *metrics.HistogramVec
+}
+
+// New builds the server and its routes. It is not ready (readyz 503) until SetReady(true).
+func New(deps Deps, opts Options) *Server {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 4 << 20
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	s := &Server{deps: deps, log: deps.Logger.Named("http")}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.requests = deps.Metrics.Counter("crosscast_http_requests_total",
+		"HTTP requests by route, method and status.", "route", "method", "status")
+	s.latency = deps.Metrics.Histogram("crosscast_http_request_duration_seconds",
+		"HTTP request latency by route and method.", metrics.LatencyBuckets, "route", "method")
+	s.app = fiber.New(fiber.Config{
+		AppName:               "crosscast",
+		BodyLimit:             int(opts.MaxBody),
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		IdleTimeout:           2 * time.Minute,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.writeError,
+		JSONEncoder:           encodeJSON,
+	})
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.observe)
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metrics)
+
+	api := app.Group("/api/v1", s.authenticate)
+	api.Get("/whoami", s.whoami)
+	api.Get("/workspaces", s.listWorkspaces)
+	api.Post("/workspaces", s.createWorkspace)
+	api.Get("/workspaces/:id", s.getWorkspace)
+	api.Patch("/workspaces/:id", s.updateWorkspace)
+	api.Delete("/workspaces/:id", s.deleteWorkspace)
+	api.Post("/workspaces/:id/write-key/rotate", s.rotateWriteKey)
+	api.Get("/tokens", s.listTokens)
+	api.Post("/tokens", s.createToken)
+	api.Delete("/tokens/:id", s.revokeToken)
+	api.Get("/backup", s.backup)
+
+	app.Use(s.unmatched)
+}
+
+// App exposes the fiber app, for tests (app.Test) and for later features that add routes.
+func (s *Server) App() *fiber.App { return s.app }
+
+// SetReady switches /readyz between 200 and 503.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections, marks the server not ready, and waits for in-flight requests until ctx
+// ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.SetReady(false)
+	defer s.cancel()
+	return s.app.ShutdownWithContext(ctx)
+}

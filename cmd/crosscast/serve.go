@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/crosscast/crosscast/admin"
+	"github.com/crosscast/crosscast/core/auth"
+	"github.com/crosscast/crosscast/core/config"
+	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/store"
+	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/hashicorp/go-hclog"
+)
+
+const serveAbout = `Runs the Crosscast server: the API under /api/v1, /healthz, /readyz and /metrics.
+
+With no -config, it runs on the embedded defaults (see 'crosscast config example'): listen on 127.0.0.1:8080, data
+in ./data, and the owner token from $CROSSCAST_BOOTSTRAP_TOKEN if set. On first start without a bootstrap token it
+creates the "default" workspace and prints a generated owner token once. SIGINT or SIGTERM stop it gracefully.`
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("serve", "serve [-config FILE] [-listen ADDR] [-data DIR]", serveAbout, stderr)
+	configPath := fs.String("config", "", "configuration `FILE` (HCL); embedded defaults when empty")
+	listen := fs.String("listen", "", "listen `ADDR`ess, overrides server.listen (e.g. 0.0.0.0:8080; port 0 picks a free port)")
+	dataDir := fs.String("data", "", "data `DIR`, overrides storage.data_dir")
+	if code := parseFlags(fs, args, stdout); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "crosscast serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, code := loadConfig(*configPath, stderr)
+	if code >= 0 {
+		return code
+	}
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.Storage.DataDir = *dataDir
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "crosscast serve: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runServer(ctx, cfg, log, stdout); err != nil {
+		if cfg.Log.Format == "json" {
+			log.Error("crosscast stopped with an error", "error", err)
+		}
+		fmt.Fprintf(stderr, "crosscast serve: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// loadConfig returns DefaultConfig (with $CROSSCAST_BOOTSTRAP_TOKEN, as the example file does) when path is empty,
+// or the file's configuration; on problems it prints them and returns exit code 2.
+func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
+	if path == "" {
+		cfg := config.DefaultConfig()
+		cfg.Admin.BootstrapToken = os.Getenv("CROSSCAST_BOOTSTRAP_TOKEN")
+		return cfg, -1
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				fmt.Fprintln(stderr, p.String())
+			}
+		} else {
+			fmt.Fprintf(stderr, "crosscast: %v\n", err)
+		}
+		return nil, exitUsage
+	}
+	return cfg, -1
+}
+
+func newLogger(c *config.Log, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "crosscast",
+		Level:      hclog.LevelFromString(c.Level),
+		JSONFormat: c.Format == "json",
+		Output:     w,
+	})
+}
+
+// runServer wires the store, the core services and the HTTP server, serves until ctx ends, then shuts down in
+// order: stop accepting and drain requests, flush group commits, close the files.
+func runServer(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout io.Writer) error {
+	// Take the port first: failing after the first-start token was generated would lose it.
+	ln, err := listen(cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	reg := metrics.NewRegistry()
+	st, err := store.Open(ctx, store.Options{
+		Dir:            cfg.Storage.DataDir,
+		Fsync:          cfg.Storage.Fsync,
+		CommitMaxBatch: cfg.Storage.CommitMaxBatch,
+		CommitMaxDelay: cfg.Storage.CommitMaxDelayDur,
+		LockTimeout:    cfg.Storage.LockTimeoutDur,
+		Logger:         log,
+		Metrics:        reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing store", "error", err)
+		}
+	}()
+
+	wsSvc := workspaces.NewService(st, log, nil)
+	declared := make([]workspaces.Declared, len(cfg.Workspaces))
+	for i, w := range cfg.Workspaces {
+		declared[i] = workspaces.Declared{ID: w.ID, Name: w.Name, WriteKey: w.WriteKey}
+	}
+	if err := wsSvc.Reconcile(ctx, declared); err != nil {
+		return err
+	}
+	authSvc := auth.NewService(st, cfg.Admin.BootstrapToken, log, nil)
+	generated, err := authSvc.EnsureOwner(ctx)
+	if err != nil {
+		return err
+	}
+
+	v, _, _ := buildInfo()
+	srv := admin.New(admin.Deps{
+		Workspaces: wsSvc, Auth: authSvc, Store: st, Metrics: reg, Logger: log, Version: v,
+	}, admin.Options{
+		MaxBody: cfg.Server.MaxBodyBytes, ReadTimeout: cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	srv.SetReady(true)
+	printBanner(stdout, "http://"+ln.Addr().String(), cfg, generated)
+	log.Info("serving", "addr", ln.Addr().String(), "data_dir", cfg.Storage.DataDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+	log.Info("shutting down", "grace", cfg.Server.ShutdownTimeoutDur)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeoutDur)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("cannot listen on %s: address already in use; stop the other process or choose another address with -listen or server.listen", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func printBanner(w io.Writer, base string, cfg *config.Config, generated string) {
+	fmt.Fprintf(w, "Crosscast %s listening on %s (data in %s)\n", version, base, cfg.Storage.DataDir)
+	fmt.Fprintf(w, "  health:  curl %s/healthz\n", base)
+	fmt.Fprintf(w, "  API:     curl -H \"Authorization: Bearer $CROSSCAST_TOKEN\" %s/api/v1/workspaces\n", base)
+	switch {
+	case generated != "":
+		fmt.Fprintf(w, "\nAn owner API token was generated. It is shown only this once; keep it somewhere safe:\n\n")
+		fmt.Fprintf(w, "  export CROSSCAST_TOKEN=%s\n\n", generated)
+	case cfg.Admin.BootstrapToken != "":
+		fmt.Fprintln(w, "  token:   the bootstrap token from the configuration (admin.bootstrap_token) is an owner token")
+	default:
+		fmt.Fprintln(w, "  token:   use the owner token printed on first start, or set CROSSCAST_BOOTSTRAP_TOKEN and restart")
+	}
+}
