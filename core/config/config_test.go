@@ -227,3 +227,14 @@ func TestParseSize(t *testing.T) {
 		})
 	}
 }
+
+// The configuration baked into the container image must load, and must listen on every interface.
+func TestDockerConfigLoads(t *testing.T) {
+	cfg, err := config.Load("../../deploy/docker/config.hcl", env(nil))
+	if err != nil {
+		t.Fatalf("deploy/docker/config.hcl does not load:\n%v", err)
+	}
+	if cfg.Server.Listen != "0.0.0.0:8080" || cfg.Storage.DataDir != "/data" {
+		t.Fatalf("container config: listen %q data %q", cfg.Server.Listen, cfg.Storage.DataDir)
+	}
+}
