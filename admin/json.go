@@ -12,7 +12,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// encodeJSON is fiber's JSON encoder without HTML escaping: API clients read "<token>", not "\u003ctoken\u003e".
+// encodeJSON is fiber's JSON encoder without HTML escaping (clients read "<token>", not "\u003ctoken\u003e"), ending
+// with a newline so that curl output stays readable.
 func encodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -20,7 +21,7 @@ func encodeJSON(v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return buf.Bytes(), nil
 }
 
 // decodeJSON strictly decodes the request body into v: one JSON value, no unknown fields, nothing after it. Errors
