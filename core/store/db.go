@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrInUse means another process holds the data dir.
@@ -50,7 +51,7 @@ func openBolt(path string, lockTimeout time.Duration, readOnly bool, fsync bool)
 		FreelistType: bolt.FreelistMapType,
 	})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, ErrInUse
 	case errors.Is(err, os.ErrPermission):
 		return nil, fmt.Errorf("%s is not writable: %w", path, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Options configures Open. Zero values take the documented defaults of config.Storage.
@@ -239,7 +240,7 @@ func (s *Store) Close() error {
 		}
 	}
 	if s.system != nil {
-		if err := s.system.close(); err != nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if err := s.system.close(); err != nil && !errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 			errsOut = append(errsOut, fmt.Sprintf("system: %v", err))
 		}
 	}
