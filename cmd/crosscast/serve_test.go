@@ -67,9 +67,13 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-var listeningRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+var (
+	listeningRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+	// bannerEndRE matches the banner's last line: the generated token, or how to get one.
+	bannerEndRE = regexp.MustCompile(`export CROSSCAST_TOKEN=|^  token: `)
+)
 
-// start runs crosscast with args and, when wantUp, waits until it prints its address.
+// start runs crosscast with args and waits until it has printed its whole banner, or has exited.
 func start(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	s := &server{cmd: exec.Command(binary, args...), exited: make(chan error, 1)}
@@ -85,13 +89,17 @@ func start(t *testing.T, env []string, args ...string) *server {
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
+		base := ""
 		for sc.Scan() {
 			line := sc.Text()
 			s.mu.Lock()
 			s.stdout.WriteString(line + "\n")
 			s.mu.Unlock()
 			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				found <- m[1]
+				base = m[1]
+			}
+			if base != "" && bannerEndRE.MatchString(line) {
+				found <- base
 			}
 		}
 		s.exited <- s.cmd.Wait()

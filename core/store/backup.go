@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -125,8 +126,9 @@ func writeTx(tw *tar.Writer, name string, tx *bolt.Tx) error {
 }
 
 // Restore unpacks a backup archive into dir, which must not hold a data dir already, and verifies the result: the
-// manifest is present, every workspace it lists has its file, and every file passes bbolt's consistency check and
-// belongs where it is. On any error, the files it wrote are removed again.
+// manifest is present and agrees with the restored system.db, every workspace system.db lists has its file, every
+// file passes bbolt's consistency check and belongs where it is, and nothing else was unpacked. On any error, the
+// files it wrote are removed again.
 func Restore(r io.Reader, dir string) (Manifest, error) {
 	if _, err := os.Stat(filepath.Join(dir, systemFile)); err == nil {
 		return Manifest{}, fmt.Errorf("%s already holds crosscast data; restore into an empty or new directory", dir)
@@ -137,7 +139,7 @@ func Restore(r io.Reader, dir string) (Manifest, error) {
 	var written []string
 	m, err := extract(r, dir, &written)
 	if err == nil {
-		err = verify(dir, m)
+		err = verify(dir, m, written)
 	}
 	if err != nil {
 		for _, f := range written {
@@ -207,8 +209,11 @@ func validEntry(name string) bool {
 	return dir == workspaceDir+"/" && ok && workspaces.ValidateID(id) == nil
 }
 
-func verify(dir string, m Manifest) error {
-	check := func(p, kind, id string) error {
+// verify checks the restored files against the restored system.db, which is what the server will trust: every
+// workspace it lists must have a sound file that belongs to it, the manifest must list the same workspaces, and no
+// workspace file may be there that system.db does not list.
+func verify(dir string, m Manifest, written []string) error {
+	check := func(p, kind, id string, fn func(tx *bolt.Tx) error) error {
 		db, err := openBolt(p, time.Second, true, false)
 		if err != nil {
 			return fmt.Errorf("verifying %s: %w", p, err)
@@ -228,16 +233,47 @@ func verify(dir string, m Manifest) error {
 			if meta == nil || string(meta.Get(keyKind)) != kind || (id != "" && string(meta.Get(keyWorkspaceID)) != id) {
 				return fmt.Errorf("verifying %s: not the %s file it claims to be", p, kind)
 			}
+			if fn != nil {
+				return fn(tx)
+			}
 			return nil
 		})
 	}
-	if err := check(filepath.Join(dir, systemFile), kindSystem, ""); err != nil {
+	var listed []string
+	err := check(filepath.Join(dir, systemFile), kindSystem, "", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketWorkspaces)
+		if b == nil {
+			return fmt.Errorf("verifying system.db: it has no workspaces bucket")
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			listed = append(listed, string(k))
+			return nil
+		})
+	})
+	if err != nil {
 		return err
 	}
-	for _, id := range m.Workspaces {
-		if err := check(filepath.Join(dir, workspaceDir, id+".db"), kindWorkspace, id); err != nil {
+	if strings.Join(listed, ",") != strings.Join(sorted(m.Workspaces), ",") {
+		return fmt.Errorf("backup is inconsistent: %s lists workspaces %v but system.db holds %v", manifestName, m.Workspaces, listed)
+	}
+	want := map[string]bool{filepath.Join(dir, systemFile): true}
+	for _, id := range listed {
+		p := filepath.Join(dir, workspaceDir, id+".db")
+		want[p] = true
+		if err := check(p, kindWorkspace, id, nil); err != nil {
 			return err
 		}
 	}
+	for _, p := range written {
+		if !want[p] {
+			return fmt.Errorf("backup holds %s, which no workspace in system.db owns", filepath.Base(p))
+		}
+	}
 	return nil
+}
+
+func sorted(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
 }
