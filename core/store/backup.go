@@ -133,6 +133,7 @@ func Restore(r io.Reader, dir string) (Manifest, error) {
 	if _, err := os.Stat(filepath.Join(dir, systemFile)); err == nil {
 		return Manifest{}, fmt.Errorf("%s already holds crosscast data; restore into an empty or new directory", dir)
 	}
+	created := missingDirs(dir, filepath.Join(dir, workspaceDir))
 	if err := os.MkdirAll(filepath.Join(dir, workspaceDir), 0o700); err != nil {
 		return Manifest{}, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -145,9 +146,23 @@ func Restore(r io.Reader, dir string) (Manifest, error) {
 		for _, f := range written {
 			_ = os.Remove(f)
 		}
+		for i := len(created) - 1; i >= 0; i-- {
+			_ = os.Remove(created[i]) // only removes it if still empty
+		}
 		return Manifest{}, err
 	}
 	return m, nil
+}
+
+// missingDirs returns those of dirs (parents first) that do not exist yet.
+func missingDirs(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func extract(r io.Reader, dir string, written *[]string) (Manifest, error) {

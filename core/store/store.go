@@ -18,7 +18,8 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// Options configures Open. Zero values take the documented defaults of config.Storage.
+// Options configures Open. Zero CommitMaxBatch, LockTimeout, Logger and Metrics take defaults; Fsync has no default
+// (false means no fsync), so callers set it from config.Storage.Fsync, which defaults to true.
 type Options struct {
 	Dir            string
 	Fsync          bool
@@ -224,6 +225,9 @@ func (s *Store) dropWorkspaceFile(id string) {
 
 // Close flushes pending group commits and closes every file. It is safe to call more than once.
 func (s *Store) Close() error {
+	// A workspace being created or deleted finishes first, so no file is left open behind Close.
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	s.mu.Lock()
 	dbs := s.workspaces
 	s.workspaces = map[string]*DB{}
