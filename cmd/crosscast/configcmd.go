@@ -10,17 +10,21 @@ import (
 	"github.com/crosscast/crosscast/core/config"
 )
 
-func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	const about = `Subcommands:
+const configUsage = `Usage: crosscast config validate FILE | crosscast config example
+
+Subcommands:
   validate FILE   check FILE; print every problem as FILE:LINE:COL: message and exit 2, or exit 0
-  example         print the annotated example configuration (every key, with its default)`
+  example         print the annotated example configuration (every key, with its default)
+`
+
+func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintf(stderr, "Usage: crosscast config validate FILE | crosscast config example\n\n%s\n", about)
+		fmt.Fprint(stderr, configUsage)
 		return exitUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help":
-		fmt.Fprintf(stdout, "Usage: crosscast config validate FILE | crosscast config example\n\n%s\n", about)
+		fmt.Fprint(stdout, configUsage)
 		return exitOK
 	case "validate":
 		fs := newFlags("config validate", "config validate FILE", "Checks a configuration file: syntax, unknown keys, types, env() variables and values.", stderr)
@@ -54,6 +58,6 @@ func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, crosscast.ExampleConfig())
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "crosscast config: unknown subcommand %q\n\n%s\n", args[0], about)
+	fmt.Fprintf(stderr, "crosscast config: unknown subcommand %q\n\n%s", args[0], configUsage)
 	return exitUsage
 }
