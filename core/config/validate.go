@@ -36,8 +36,8 @@ func (c *Config) Validate() error {
 			v.Add(path, "workspace %q is declared twice", w.ID)
 		}
 		ids[w.ID] = true
-		if len(w.Name) > 200 {
-			v.Add(path+".name", "must be at most 200 characters")
+		if err := workspaces.ValidateName(strings.TrimSpace(w.Name)); err != nil {
+			v.Add(path+".name", "%s", err)
 		}
 		if w.WriteKey != "" {
 			if err := workspaces.ValidateWriteKey(w.WriteKey); err != nil {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,6 +345,47 @@ func TestWorkspaceStoreCreateConflicts(t *testing.T) {
 	}
 }
 
+// replaceWorkspace stores w over the record with its id.
+func replaceWorkspace(ctx context.Context, s *Store, w workspaces.Workspace) error {
+	_, err := s.UpdateWorkspace(ctx, w.ID, func(x *workspaces.Workspace) error { *x = w; return nil })
+	return err
+}
+
+// Concurrent read-modify-write updates never undo each other: each sees the result of the ones before.
+func TestWorkspaceStoreUpdateIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	mustCreateWorkspaces(t, s, "acme")
+	const n = 64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateWorkspace(ctx, "acme", func(w *workspaces.Workspace) error {
+				w.Name += "x"
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := s.GetWorkspace(ctx, "acme")
+	if want := testWorkspace("acme").Name + strings.Repeat("x", n); got.Name != want {
+		t.Fatalf("after %d concurrent appends the name has %d: lost updates", n, len(got.Name)-len(testWorkspace("acme").Name))
+	}
+	// An error from fn aborts the update and is returned as is.
+	boom := errors.New("refused")
+	if _, err := s.UpdateWorkspace(ctx, "acme", func(w *workspaces.Workspace) error { w.Name = "changed"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("want fn's error, got %v", err)
+	}
+	if after, _ := s.GetWorkspace(ctx, "acme"); after.Name != got.Name {
+		t.Fatalf("an aborted update changed the name to %q", after.Name)
+	}
+}
+
 func TestWorkspaceStoreUpdate(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir())
@@ -353,7 +395,7 @@ func TestWorkspaceStoreUpdate(t *testing.T) {
 	t.Run("name only keeps the write key", func(t *testing.T) {
 		w := testWorkspace("acme")
 		w.Name, w.Managed, w.UpdatedAt = "Acme Corp", true, fixedTime.Add(time.Hour)
-		if err := s.UpdateWorkspace(ctx, w); err != nil {
+		if err := replaceWorkspace(ctx, s, w); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.GetWorkspace(ctx, "acme"); err != nil || !reflect.DeepEqual(got, w) {
@@ -367,7 +409,7 @@ func TestWorkspaceStoreUpdate(t *testing.T) {
 	t.Run("new write key moves the index", func(t *testing.T) {
 		w, _ := s.GetWorkspace(ctx, "acme")
 		w.WriteKey = "wk_rotated_key_for_acme"
-		if err := s.UpdateWorkspace(ctx, w); err != nil {
+		if err := replaceWorkspace(ctx, s, w); err != nil {
 			t.Fatal(err)
 		}
 		if id, err := s.WorkspaceByWriteKey(ctx, w.WriteKey); err != nil || id != "acme" {
@@ -385,7 +427,7 @@ func TestWorkspaceStoreUpdate(t *testing.T) {
 		before, _ := s.GetWorkspace(ctx, "acme")
 		w := before
 		w.Name, w.WriteKey = "Stolen", testWorkspace("globex").WriteKey
-		if err := s.UpdateWorkspace(ctx, w); !errors.Is(err, errs.ErrConflict) {
+		if err := replaceWorkspace(ctx, s, w); !errors.Is(err, errs.ErrConflict) {
 			t.Fatalf("want ErrConflict, got %v", err)
 		}
 		if got, _ := s.GetWorkspace(ctx, "acme"); !reflect.DeepEqual(got, before) {
@@ -399,7 +441,7 @@ func TestWorkspaceStoreUpdate(t *testing.T) {
 	})
 
 	t.Run("unknown workspace", func(t *testing.T) {
-		if err := s.UpdateWorkspace(ctx, testWorkspace("nope")); !errors.Is(err, errs.ErrNotFound) {
+		if err := replaceWorkspace(ctx, s, testWorkspace("nope")); !errors.Is(err, errs.ErrNotFound) {
 			t.Fatalf("want ErrNotFound, got %v", err)
 		}
 		if _, err := s.WorkspaceByWriteKey(ctx, testWorkspace("nope").WriteKey); !errors.Is(err, errs.ErrNotFound) {

@@ -20,12 +20,13 @@ var (
 
 // workspaceRecord is a workspace as stored in system.db/workspaces.
 type workspaceRecord struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	WriteKey  string    `json:"write_key"`
-	Managed   bool      `json:"managed,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	WriteKey        string    `json:"write_key"`
+	Managed         bool      `json:"managed,omitempty"`
+	ManagedWriteKey bool      `json:"managed_write_key,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // tokenRecord is an API token as stored in system.db/tokens.
@@ -132,27 +133,36 @@ func (s *Store) ListWorkspaces(_ context.Context, after string, limit int) ([]wo
 	return out, err
 }
 
-// UpdateWorkspace replaces a workspace record and moves its write key index entry when the key changed.
-func (s *Store) UpdateWorkspace(ctx context.Context, w workspaces.Workspace) error {
-	return s.system.Update(ctx, func(tx *bolt.Tx) error {
+// UpdateWorkspace applies fn to the stored record and moves its write key index entry when the key changed, all in
+// one transaction.
+func (s *Store) UpdateWorkspace(ctx context.Context, id string, fn func(*workspaces.Workspace) error) (workspaces.Workspace, error) {
+	var out workspaces.Workspace
+	err := s.system.Update(ctx, func(tx *bolt.Tx) error {
 		ws, keys := tx.Bucket(bucketWorkspaces), tx.Bucket(bucketWriteKeys)
 		var old workspaceRecord
-		if err := getJSON(ws, w.ID, &old); err != nil {
+		if err := getJSON(ws, id, &old); err != nil {
 			return err
 		}
+		w := workspaces.Workspace(old)
+		if err := fn(&w); err != nil {
+			return err
+		}
+		w.ID = id // the id is the key: fn cannot move a record
 		if old.WriteKey != w.WriteKey {
-			if owner := keys.Get([]byte(w.WriteKey)); owner != nil && string(owner) != w.ID {
+			if owner := keys.Get([]byte(w.WriteKey)); owner != nil && string(owner) != id {
 				return fmt.Errorf("write key is already used by another workspace: %w", errs.ErrConflict)
 			}
 			if err := keys.Delete([]byte(old.WriteKey)); err != nil {
 				return err
 			}
-			if err := keys.Put([]byte(w.WriteKey), []byte(w.ID)); err != nil {
+			if err := keys.Put([]byte(w.WriteKey), []byte(id)); err != nil {
 				return err
 			}
 		}
-		return putJSON(ws, w.ID, workspaceRecord(w))
+		out = w
+		return putJSON(ws, id, workspaceRecord(w))
 	})
+	return out, err
 }
 
 // DeleteWorkspace removes the record, its write key and its tokens in one transaction, then the workspace's file.

@@ -28,11 +28,14 @@ type Workspace struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	WriteKey string `json:"write_key"`
-	// Managed is true when the workspace is declared in the configuration file; such a workspace can only be changed
-	// there.
-	Managed   bool      `json:"managed"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// Managed is true when the workspace is declared in the configuration file; its name can only be changed there
+	// and the API cannot delete it.
+	Managed bool `json:"managed"`
+	// ManagedWriteKey is true when the file also declares the write key; only then does the API refuse to change or
+	// rotate it.
+	ManagedWriteKey bool      `json:"managed_write_key"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // Store persists workspaces. Implementations must make CreateWorkspace fail with errs.ErrConflict when the id or the
@@ -44,9 +47,11 @@ type Store interface {
 	// ListWorkspaces returns up to limit workspaces (all when limit is 0) with an id greater than after, in id
 	// order.
 	ListWorkspaces(ctx context.Context, after string, limit int) ([]Workspace, error)
-	// UpdateWorkspace replaces the stored record; the write key index follows. ErrConflict if the new write key is
+	// UpdateWorkspace applies fn to the stored workspace and stores the result, in one transaction, so concurrent
+	// updates never undo each other; the write key index follows. fn may run more than once and must depend only on
+	// the workspace it is given; its error aborts the update and is returned. ErrConflict if the new write key is
 	// taken by another workspace.
-	UpdateWorkspace(ctx context.Context, w Workspace) error
+	UpdateWorkspace(ctx context.Context, id string, fn func(*Workspace) error) (Workspace, error)
 	DeleteWorkspace(ctx context.Context, id string) error
 }
 
@@ -64,6 +69,14 @@ func ValidateID(id string) error {
 	return nil
 }
 
+// ValidateName reports whether name (already trimmed) can be a workspace's display name.
+func ValidateName(name string) error {
+	if len(name) > 200 {
+		return fmt.Errorf("must be at most 200 characters")
+	}
+	return nil
+}
+
 // ValidateWriteKey reports whether key can be a tracking write key: 16 to 128 letters, digits, '_' or '-'.
 func ValidateWriteKey(key string) error {
 	if !writeKeyPattern.MatchString(key) {
@@ -72,7 +85,7 @@ func ValidateWriteKey(key string) error {
 	return nil
 }
 
-// NewWriteKey returns a fresh random write key ("wk_" and 26 base32 characters, 130 bits).
+// NewWriteKey returns a fresh random write key ("wk_" and 26 base32 characters: 128 random bits).
 func NewWriteKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -122,8 +135,8 @@ func normalize(in CreateInput) (CreateInput, error) {
 		v.Add("id", "%s", err)
 	}
 	in.Name = strings.TrimSpace(in.Name)
-	if len(in.Name) > 200 {
-		v.Add("name", "must be at most 200 characters")
+	if err := ValidateName(in.Name); err != nil {
+		v.Add("name", "%s", err)
 	}
 	if in.WriteKey != "" {
 		if err := ValidateWriteKey(in.WriteKey); err != nil {
@@ -141,11 +154,15 @@ func (s *Service) build(in CreateInput, managed bool) (Workspace, error) {
 	if in.Name == "" {
 		in.Name = in.ID
 	}
-	if in.WriteKey == "" {
+	keyGiven := in.WriteKey != ""
+	if !keyGiven {
 		in.WriteKey = NewWriteKey()
 	}
 	now := s.now().UTC()
-	return Workspace{ID: in.ID, Name: in.Name, WriteKey: in.WriteKey, Managed: managed, CreatedAt: now, UpdatedAt: now}, nil
+	return Workspace{
+		ID: in.ID, Name: in.Name, WriteKey: in.WriteKey, Managed: managed, ManagedWriteKey: managed && keyGiven,
+		CreatedAt: now, UpdatedAt: now,
+	}, nil
 }
 
 // Get returns one workspace.
@@ -180,45 +197,53 @@ type UpdateInput struct {
 	WriteKey *string `json:"write_key"`
 }
 
-// Update applies in to the workspace. Workspaces declared in the configuration file are refused with
-// errs.ErrConflict: the file is their source of truth.
+// Update applies in to the workspace, atomically with respect to other updates. A workspace declared in the
+// configuration file refuses name changes, and write key changes when the file declares the key: the file is their
+// source of truth.
 func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (Workspace, error) {
-	w, err := s.Get(ctx, id)
-	if err != nil {
-		return Workspace{}, err
-	}
-	if w.Managed {
-		return Workspace{}, fmt.Errorf("workspace %q is declared in the configuration file; change it there: %w", id, errs.ErrConflict)
-	}
 	v := &errs.ValidationError{}
+	var name string
 	if in.Name != nil {
-		name := strings.TrimSpace(*in.Name)
-		switch {
-		case name == "":
+		name = strings.TrimSpace(*in.Name)
+		if name == "" {
 			v.Add("name", "must not be empty")
-		case len(name) > 200:
-			v.Add("name", "must be at most 200 characters")
-		default:
-			w.Name = name
+		} else if err := ValidateName(name); err != nil {
+			v.Add("name", "%s", err)
 		}
 	}
 	if in.WriteKey != nil {
 		if err := ValidateWriteKey(*in.WriteKey); err != nil {
 			v.Add("write_key", "%s", err)
 		}
-		w.WriteKey = *in.WriteKey
 	}
 	if err := v.OrNil(); err != nil {
 		return Workspace{}, err
 	}
-	w.UpdatedAt = s.now().UTC()
-	if err := s.store.UpdateWorkspace(ctx, w); err != nil {
+	now := s.now().UTC()
+	w, err := s.store.UpdateWorkspace(ctx, id, func(w *Workspace) error {
+		if in.Name != nil {
+			if w.Managed {
+				return fmt.Errorf("workspace %q is declared in the configuration file; change its name there: %w", id, errs.ErrConflict)
+			}
+			w.Name = name
+		}
+		if in.WriteKey != nil {
+			if w.ManagedWriteKey {
+				return fmt.Errorf("the write key of workspace %q is declared in the configuration file; change it there: %w", id, errs.ErrConflict)
+			}
+			w.WriteKey = *in.WriteKey
+		}
+		w.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
 		return Workspace{}, fmt.Errorf("updating workspace %q: %w", id, err)
 	}
 	return w, nil
 }
 
-// RotateWriteKey gives the workspace a new random write key and returns the updated workspace.
+// RotateWriteKey gives the workspace a new random write key and returns the updated workspace. The old key stops
+// working at once.
 func (s *Service) RotateWriteKey(ctx context.Context, id string) (Workspace, error) {
 	key := NewWriteKey()
 	return s.Update(ctx, id, UpdateInput{WriteKey: &key})
@@ -263,24 +288,23 @@ func (s *Service) Reconcile(ctx context.Context, declared []Declared) error {
 			return fmt.Errorf("declared workspace %q: %w", decl.ID, err)
 		}
 		seen[d.ID] = true
-		existing, err := s.store.GetWorkspace(ctx, d.ID)
+		now := s.now().UTC()
+		_, err = s.store.UpdateWorkspace(ctx, d.ID, func(w *Workspace) error {
+			changed := !w.Managed || w.ManagedWriteKey != (d.WriteKey != "")
+			if d.Name != "" && d.Name != w.Name {
+				w.Name, changed = d.Name, true
+			}
+			if d.WriteKey != "" && d.WriteKey != w.WriteKey {
+				w.WriteKey, changed = d.WriteKey, true
+			}
+			w.Managed, w.ManagedWriteKey = true, d.WriteKey != ""
+			if changed {
+				w.UpdatedAt = now
+			}
+			return nil
+		})
 		switch {
 		case err == nil:
-			changed := !existing.Managed
-			if d.Name != "" && d.Name != existing.Name {
-				existing.Name, changed = d.Name, true
-			}
-			if d.WriteKey != "" && d.WriteKey != existing.WriteKey {
-				existing.WriteKey, changed = d.WriteKey, true
-			}
-			if !changed {
-				continue
-			}
-			existing.Managed = true
-			existing.UpdatedAt = s.now().UTC()
-			if err := s.store.UpdateWorkspace(ctx, existing); err != nil {
-				return fmt.Errorf("updating declared workspace %q: %w", d.ID, err)
-			}
 		case isNotFound(err):
 			w, err := s.build(d, true)
 			if err != nil {
@@ -291,7 +315,7 @@ func (s *Service) Reconcile(ctx context.Context, declared []Declared) error {
 			}
 			s.log.Info("declared workspace created", "workspace", d.ID)
 		default:
-			return fmt.Errorf("reading declared workspace %q: %w", d.ID, err)
+			return fmt.Errorf("updating declared workspace %q: %w", d.ID, err)
 		}
 	}
 	all, err := s.store.ListWorkspaces(ctx, "", 0)
@@ -300,9 +324,12 @@ func (s *Service) Reconcile(ctx context.Context, declared []Declared) error {
 	}
 	for _, w := range all {
 		if w.Managed && !seen[w.ID] {
-			w.Managed = false
-			w.UpdatedAt = s.now().UTC()
-			if err := s.store.UpdateWorkspace(ctx, w); err != nil {
+			now := s.now().UTC()
+			_, err := s.store.UpdateWorkspace(ctx, w.ID, func(w *Workspace) error {
+				w.Managed, w.ManagedWriteKey, w.UpdatedAt = false, false, now
+				return nil
+			})
+			if err != nil {
 				return fmt.Errorf("releasing workspace %q: %w", w.ID, err)
 			}
 			s.log.Info("workspace no longer declared in the file; now managed through the API", "workspace", w.ID)

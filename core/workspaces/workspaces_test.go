@@ -3,6 +3,7 @@ package workspaces_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -482,13 +483,14 @@ func TestUpdate(t *testing.T) {
 		{"empty write key", "acme", workspaces.UpdateInput{WriteKey: ptr("")}, "", "", "write_key", nil},
 		{"write key of another workspace", "acme", workspaces.UpdateInput{WriteKey: ptr(otherKey)}, "", "", "", errs.ErrConflict},
 		{"managed workspace", "managed", workspaces.UpdateInput{Name: ptr("x")}, "", "", "", errs.ErrConflict},
-		{"managed workspace write key", "managed", workspaces.UpdateInput{WriteKey: ptr(newKey)}, "", "", "", errs.ErrConflict},
+		{"write key declared in the file", "managedkey", workspaces.UpdateInput{WriteKey: ptr(newKey)}, "", "", "", errs.ErrConflict},
 		{"unknown workspace", "nope", workspaces.UpdateInput{Name: ptr("x")}, "", "", "", errs.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			if err := e.svc.Reconcile(e.ctx, []workspaces.Declared{{ID: "managed", Name: "Managed"}}); err != nil {
+			declared := []workspaces.Declared{{ID: "managed", Name: "Managed"}, {ID: "managedkey", WriteKey: "wk_declared_in_the_file"}}
+			if err := e.svc.Reconcile(e.ctx, declared); err != nil {
 				t.Fatal(err)
 			}
 			e.create(workspaces.CreateInput{ID: "acme", Name: "Acme", WriteKey: oldKey})
@@ -564,17 +566,72 @@ func TestRotateWriteKey(t *testing.T) {
 			old = r.WriteKey
 		}
 	})
-	t.Run("managed", func(t *testing.T) {
+	t.Run("write key declared in the file", func(t *testing.T) {
+		e := newEnv(t)
+		if err := e.svc.Reconcile(e.ctx, []workspaces.Declared{{ID: "acme", WriteKey: "wk_declared_in_the_file"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.RotateWriteKey(e.ctx, "acme"); !errors.Is(err, errs.ErrConflict) {
+			t.Fatalf("RotateWriteKey(declared key) = %v, want ErrConflict", err)
+		}
+		if e.mustStored("acme").WriteKey != "wk_declared_in_the_file" {
+			t.Error("declared key changed")
+		}
+	})
+	// A workspace declared without a write key has a generated one, which must stay rotatable (a leaked key).
+	t.Run("declared workspace with a generated key", func(t *testing.T) {
 		e := newEnv(t)
 		if err := e.svc.Reconcile(e.ctx, []workspaces.Declared{{ID: "acme"}}); err != nil {
 			t.Fatal(err)
 		}
 		key := e.mustStored("acme").WriteKey
-		if _, err := e.svc.RotateWriteKey(e.ctx, "acme"); !errors.Is(err, errs.ErrConflict) {
-			t.Fatalf("RotateWriteKey(managed) = %v, want ErrConflict", err)
+		r, err := e.svc.RotateWriteKey(e.ctx, "acme")
+		if err != nil || r.WriteKey == key || e.mustStored("acme").WriteKey != r.WriteKey {
+			t.Fatalf("RotateWriteKey = %+v, %v; want a new stored key", r, err)
 		}
-		if e.mustStored("acme").WriteKey != key {
-			t.Error("managed key changed")
+		// The next start keeps the rotated key: the file does not declare one.
+		if err := e.svc.Reconcile(e.ctx, []workspaces.Declared{{ID: "acme"}}); err != nil || e.mustStored("acme").WriteKey != r.WriteKey {
+			t.Fatalf("restart reverted the rotated key: %v", err)
+		}
+	})
+	// Rotations racing with renames never bring an old key back: found by review, where a rename's stale copy of
+	// the record restored the key a rotation had just replaced.
+	t.Run("concurrent with renames", func(t *testing.T) {
+		e := newEnv(t)
+		original := e.create(workspaces.CreateInput{ID: "acme"}).WriteKey
+		var wg sync.WaitGroup
+		answered := make(chan string, 20)
+		for i := 0; i < 20; i++ {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				r, err := e.svc.RotateWriteKey(e.ctx, "acme")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				answered <- r.WriteKey
+			}()
+			go func(i int) {
+				defer wg.Done()
+				if _, err := e.svc.Update(e.ctx, "acme", workspaces.UpdateInput{Name: ptr(fmt.Sprint("name ", i))}); err != nil {
+					t.Error(err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(answered)
+		final := e.mustStored("acme").WriteKey
+		live := 0
+		for key := range answered {
+			if key == final {
+				live++
+			} else if owner := e.keyOwner(key); owner != "" {
+				t.Errorf("a replaced key still resolves to %q", owner)
+			}
+		}
+		if live != 1 || e.keyOwner(original) != "" {
+			t.Fatalf("final key %q is not the one live answered key (live=%d), or the original came back", final, live)
 		}
 	})
 	t.Run("unknown", func(t *testing.T) {
