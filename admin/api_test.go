@@ -2,7 +2,9 @@ package admin_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
 )
 
 const bootstrap = "test-bootstrap-token-0123456789abcdef"
@@ -343,5 +346,69 @@ func TestBodyTooLargeOverTCP(t *testing.T) {
 	}
 	if _, err := f.store.GetWorkspace(context.Background(), "big"); err == nil {
 		t.Fatalf("oversized request created the workspace")
+	}
+}
+
+// A backup client that stops reading must not hold up the store (workspace creation) or shutdown. Found by review:
+// the backup used to stream under the store's lifecycle lock with no write deadline.
+func TestStalledBackupClientHoldsNothing(t *testing.T) {
+	f := newFixture(t)
+	// 16 MiB of random bytes: the archive outgrows the socket buffers, so a client that never reads stalls it.
+	db, err := f.store.Workspace("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(context.Background(), func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("filler"))
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 64<<10)
+		for i := 0; i < 256; i++ {
+			_, _ = rand.Read(buf)
+			if err := b.Put([]byte(fmt.Sprint(i)), buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = f.srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+
+	stalled, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET /api/v1/backup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", bootstrap)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	req, _ := http.NewRequest("POST", base+"/api/v1/workspaces", strings.NewReader(`{"id":"during-backup"}`))
+	req.Header.Set("Authorization", "Bearer "+bootstrap)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("creating a workspace while a backup client stalls: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create during stalled backup: %d", resp.StatusCode)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = f.srv.Shutdown(ctx)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("shutdown took %v with a stalled backup client", took)
+	}
+	if err := f.store.Close(); err != nil {
+		t.Fatalf("closing the store after shutdown: %v", err)
 	}
 }

@@ -7,8 +7,8 @@ package admin
 
 import (
 	"context"
-	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +23,9 @@ import (
 type Store interface {
 	// Health maps each data file ("system", "workspace:<id>") to its write health; nil means healthy.
 	Health(ctx context.Context) map[string]error
-	// Backup writes a consistent tar.gz snapshot of the whole data dir.
-	Backup(ctx context.Context, w io.Writer) error
+	// SpoolBackup writes a consistent tar.gz snapshot of the whole data dir to an anonymous temporary file and
+	// returns it at its start, with its size.
+	SpoolBackup(ctx context.Context) (*os.File, int64, error)
 }
 
 // Deps are the services the server calls.
@@ -56,6 +57,8 @@ type Server struct {
 	base   context.Context
 	cancel context.CancelFunc
 
+	writeTimeout time.Duration
+
 	requests *metrics.CounterVec
 	latency  *metrics.HistogramVec
 }
@@ -71,7 +74,7 @@ func New(deps Deps, opts Options) *Server {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 30 * time.Second
 	}
-	s := &Server{deps: deps, log: deps.Logger.Named("http")}
+	s := &Server{deps: deps, log: deps.Logger.Named("http"), writeTimeout: opts.WriteTimeout}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.requests = deps.Metrics.Counter("crosscast_http_requests_total",
 		"HTTP requests by route, method and status.", "route", "method", "status")
@@ -123,10 +126,12 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // Serve answers requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
-// Shutdown stops accepting connections, marks the server not ready, and waits for in-flight requests until ctx
-// ends.
+// Shutdown marks the server not ready, stops accepting connections and waits for in-flight requests until ctx
+// ends; streams still running then (a backup to a stalled client) are cut off.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
+	stop := context.AfterFunc(ctx, s.cancel)
+	defer stop()
 	defer s.cancel()
 	return s.app.ShutdownWithContext(ctx)
 }

@@ -54,7 +54,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log := newLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runServer(ctx, cfg, log, stdout); err != nil {
+	if err := runServer(ctx, stop, cfg, log, stdout); err != nil {
 		if cfg.Log.Format == "json" {
 			log.Error("crosscast stopped with an error", "error", err)
 		}
@@ -97,8 +97,9 @@ func newLogger(c *config.Log, w io.Writer) hclog.Logger {
 }
 
 // runServer wires the store, the core services and the HTTP server, serves until ctx ends, then shuts down in
-// order: stop accepting and drain requests, flush group commits, close the files.
-func runServer(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout io.Writer) error {
+// order: stop accepting and drain requests, flush group commits, close the files. Once shutdown begins,
+// releaseSignals restores the default signal handling, so a second Ctrl-C ends the process at once.
+func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, log hclog.Logger, stdout io.Writer) (err error) {
 	// Take the port first: failing after the first-start token was generated would lose it.
 	ln, err := listen(cfg.Server.Listen)
 	if err != nil {
@@ -119,8 +120,9 @@ func runServer(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout
 		return err
 	}
 	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("closing store", "error", err)
+		// Runs on every return: after a clean shutdown its error is the command's.
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
 
@@ -155,11 +157,15 @@ func runServer(ctx context.Context, cfg *config.Config, log hclog.Logger, stdout
 	case err := <-served:
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
+	releaseSignals()
 	log.Info("shutting down", "grace", cfg.Server.ShutdownTimeoutDur)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeoutDur)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("in-flight requests did not finish in time", "error", err)
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing the store: %w", err)
 	}
 	log.Info("stopped")
 	return nil

@@ -74,10 +74,14 @@ func BackupDir(ctx context.Context, dir string, lockTimeout time.Duration, w io.
 }
 
 func writeArchive(ctx context.Context, w io.Writer, system *bolt.DB, workspace func(id string) (*bolt.DB, error)) error {
-	gz := gzip.NewWriter(w)
+	// BestSpeed: a backup holds the store's lifecycle lock while it runs, so speed matters more than size.
+	gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
 	tw := tar.NewWriter(gz)
 	m := Manifest{Format: 1, CreatedAt: time.Now().UTC()}
-	err := system.View(func(tx *bolt.Tx) error {
+	err = system.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketWorkspaces).ForEach(func(k, _ []byte) error {
 			m.Workspaces = append(m.Workspaces, string(k))
 			return nil
@@ -291,4 +295,29 @@ func sorted(ss []string) []string {
 	out := append([]string(nil), ss...)
 	sort.Strings(out)
 	return out
+}
+
+// SpoolBackup writes a Backup into an anonymous temporary file in the data dir and returns it positioned at its
+// start, with its size. Serving a backup from the spool means a slow or stalled client never holds the store's
+// locks or read transactions: those last only as long as the local write. The file has no name (it is unlinked at
+// once), so closing it frees the space even after a crash.
+func (s *Store) SpoolBackup(ctx context.Context) (*os.File, int64, error) {
+	f, err := os.CreateTemp(s.opts.Dir, ".backup-*.tmp")
+	if err != nil {
+		return nil, 0, fmt.Errorf("creating backup spool: %w", err)
+	}
+	_ = os.Remove(f.Name())
+	if err := s.Backup(ctx, f); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("rewinding backup spool: %w", err)
+	}
+	return f, size, nil
 }
