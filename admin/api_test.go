@@ -29,6 +29,7 @@ const bootstrap = "test-bootstrap-token-0123456789abcdef"
 // fixture is a server over a real store in a temp dir, with tokens of several roles.
 type fixture struct {
 	srv    *admin.Server
+	deps   admin.Deps
 	store  *store.Store
 	dir    string
 	tokens map[string]string // name -> bearer secret
@@ -71,8 +72,8 @@ func newFixture(t testing.TB) *fixture {
 		}
 		f.tokens[name] = secret
 	}
-	f.srv = admin.New(admin.Deps{Workspaces: ws, Auth: as, Store: st, Metrics: reg, Logger: log, Version: "test"},
-		admin.Options{MaxBody: 4096})
+	f.deps = admin.Deps{Workspaces: ws, Auth: as, Store: st, Metrics: reg, Logger: log, Version: "test"}
+	f.srv = admin.New(f.deps, admin.Options{MaxBody: 4096})
 	f.srv.SetReady(true)
 	return f
 }
@@ -103,13 +104,14 @@ func errorBody(t *testing.T, data []byte) (code string) {
 	t.Helper()
 	var e struct {
 		Error struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
+			Code      string           `json:"code"`
+			Message   string           `json:"message"`
+			Details   *json.RawMessage `json:"details"`
+			RequestID string           `json:"request_id"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(data, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" || e.Error.RequestID == "" {
-		t.Fatalf("not the API error shape: %s", data)
+	if err := json.Unmarshal(data, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" || e.Error.RequestID == "" || e.Error.Details == nil {
+		t.Fatalf("not the API error shape {code, message, details, request_id}: %s", data)
 	}
 	return e.Error.Code
 }
@@ -125,7 +127,7 @@ func TestAPIScenarios(t *testing.T) {
 		wantCode   string // error code for 4xx/5xx
 		want       []string
 	}{
-		{"healthz", "GET", "/healthz", "", "", 200, "", []string{`"status":"ok"`, `"system":"ok"`, `"workspace:acme":"ok"`}},
+		{"healthz", "GET", "/healthz", "", "", 200, "", []string{`"status":"ok"`, `"system":"ok"`, `"workspaces":"ok"`, `"failing":0`}},
 		{"readyz", "GET", "/readyz", "", "", 200, "", []string{`"ready"`}},
 		{"metrics", "GET", "/metrics", "", "", 200, "", []string{"crosscast_store_commit_seconds_bucket", "go_goroutines"}},
 		{"unknown route", "GET", "/nope", "", "", 404, "route_not_found", nil},
@@ -188,6 +190,9 @@ func TestAPIScenarios(t *testing.T) {
 				if !strings.Contains(string(data), w) {
 					t.Errorf("body lacks %s: %s", w, data)
 				}
+			}
+			if tt.url == "/healthz" && (strings.Contains(string(data), "acme") || strings.Contains(string(data), "globex")) {
+				t.Errorf("unauthenticated healthz names client workspaces: %s", data)
 			}
 			if strings.Contains(string(data), "secret_sha256") || (tt.url == "/api/v1/tokens" && tt.method == "GET" && strings.Contains(string(data), "cct_")) {
 				t.Errorf("a token secret or hash leaked: %s", data)
@@ -286,6 +291,30 @@ func TestMetricsCountRequestsByRouteTemplate(t *testing.T) {
 	}
 	if strings.Contains(string(data), "/definitely/not/here") {
 		t.Errorf("raw paths leak into metric labels")
+	}
+}
+
+// A panicking handler answers 500 in the error shape, is counted, and the server goes on serving.
+func TestPanicIsContained(t *testing.T) {
+	f := newFixture(t)
+	// A server wired without its workspace service: every workspace handler dereferences nil.
+	deps := f.deps
+	deps.Workspaces = nil
+	deps.Metrics = metrics.NewRegistry()
+	f.srv = admin.New(deps, admin.Options{})
+	resp, data := f.do(t, "GET", "/api/v1/workspaces/acme", "owner", "")
+	if resp.StatusCode != 500 || errorBody(t, data) != "internal" {
+		t.Fatalf("panic answered %d %s", resp.StatusCode, data)
+	}
+	if strings.Contains(string(data), "nil pointer") {
+		t.Errorf("panic text leaked to the client: %s", data)
+	}
+	if resp, _ := f.do(t, "GET", "/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("server unhealthy after a panic: %d", resp.StatusCode)
+	}
+	_, metrics := f.do(t, "GET", "/metrics", "", "")
+	if !strings.Contains(string(metrics), `crosscast_http_requests_total{route="/api/v1/workspaces/:id",method="GET",status="500"} 1`) {
+		t.Errorf("panicked request not counted")
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 type apiError struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
-	Details   any    `json:"details,omitempty"`
+	Details   any    `json:"details"`
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -38,7 +38,11 @@ func classify(err error) (int, apiError) {
 	case errors.As(err, &validation):
 		return http.StatusBadRequest, apiError{Code: "validation_failed", Message: err.Error(), Details: map[string]any{"fields": validation.Fields}}
 	case errors.As(err, &badJSON):
-		return http.StatusBadRequest, apiError{Code: "malformed_json", Message: badJSON.msg, Details: badJSON.details}
+		details := badJSON.details
+		if details == nil {
+			details = map[string]any{}
+		}
+		return http.StatusBadRequest, apiError{Code: "malformed_json", Message: badJSON.msg, Details: details}
 	case errors.Is(err, errRouteNotFound):
 		return http.StatusNotFound, apiError{Code: "route_not_found", Message: "no such endpoint; the API lives under /api/v1"}
 	case errors.Is(err, errs.ErrNotFound):
@@ -82,6 +86,9 @@ func codeFor(status int) string {
 // server-side failures with the request id.
 func (s *Server) writeError(c *fiber.Ctx, err error) error {
 	status, body := classify(err)
+	if body.Details == nil {
+		body.Details = map[string]any{}
+	}
 	body.RequestID = requestID(c)
 	if status >= 500 {
 		s.log.Error("request failed", "request_id", body.RequestID, "method", c.Method(), "route", c.Route().Path, "error", err)

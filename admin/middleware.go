@@ -3,6 +3,8 @@ package admin
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +55,7 @@ func validRequestID(id string) bool {
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
 	id := requestID(c)
-	err := c.Next()
+	err := s.next(c)
 	if err != nil {
 		// Write the error now so the status below is the one the client gets.
 		if werr := s.writeError(c, err); werr != nil {
@@ -67,9 +69,21 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
 	s.requests.With(route, c.Method(), strconv.Itoa(status)).Inc()
-	s.latency.With(route, c.Method()).ObserveDuration(elapsed)
+	s.latency.With(route, c.Method(), strconv.Itoa(status)).ObserveDuration(elapsed)
 	s.log.Debug("request", "request_id", id, "method", c.Method(), "route", route, "status", status, "duration", elapsed)
 	return nil
+}
+
+// next runs the rest of the chain and turns a panic into an error: a bug in one handler answers 500 to one
+// request instead of taking the server, and every client workspace with it, down.
+func (s *Server) next(c *fiber.Ctx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panicked", "request_id", requestID(c), "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return c.Next()
 }
 
 // unmatched ends requests no route took.

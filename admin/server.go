@@ -79,7 +79,7 @@ func New(deps Deps, opts Options) *Server {
 	s.requests = deps.Metrics.Counter("crosscast_http_requests_total",
 		"HTTP requests by route, method and status.", "route", "method", "status")
 	s.latency = deps.Metrics.Histogram("crosscast_http_request_duration_seconds",
-		"HTTP request latency by route and method.", metrics.LatencyBuckets, "route", "method")
+		"HTTP request latency by route, method and status.", metrics.LatencyBuckets, "route", "method", "status")
 	s.app = fiber.New(fiber.Config{
 		AppName:               "crosscast",
 		BodyLimit:             int(opts.MaxBody),

@@ -263,6 +263,10 @@ func (s *Service) Revoke(ctx context.Context, by Principal, id string) error {
 		return fmt.Errorf("revoking token %q: %w", id, err)
 	}
 	if t.ID != by.TokenID {
+		if by.Workspace != "" && t.Workspace != by.Workspace {
+			// Tokens of other workspaces do not exist for a scoped caller: saying "forbidden" would name the workspace.
+			return fmt.Errorf("revoking token %q: %w", id, errs.ErrNotFound)
+		}
 		if err := by.Require(RoleAdmin, t.Workspace); err != nil {
 			return err
 		}

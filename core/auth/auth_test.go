@@ -592,9 +592,9 @@ func TestRevoke(t *testing.T) {
 		{"scoped admin revokes viewer of its workspace", spec{auth.RoleAdmin, "a"}, spec{auth.RoleViewer, "a"}, false, nil},
 		{"scoped admin revokes admin of its workspace", spec{auth.RoleAdmin, "a"}, spec{auth.RoleAdmin, "a"}, false, nil},
 		{"scoped admin cannot revoke owner of its workspace", spec{auth.RoleAdmin, "a"}, spec{auth.RoleOwner, "a"}, false, errs.ErrForbidden},
-		{"scoped admin cannot revoke server-wide viewer", spec{auth.RoleAdmin, "a"}, spec{auth.RoleViewer, ""}, false, errs.ErrForbidden},
-		{"scoped admin cannot revoke server-wide owner", spec{auth.RoleAdmin, "a"}, spec{auth.RoleOwner, ""}, false, errs.ErrForbidden},
-		{"scoped admin cannot revoke another workspace's viewer", spec{auth.RoleAdmin, "a"}, spec{auth.RoleViewer, "b"}, false, errs.ErrForbidden},
+		{"scoped admin does not see a server-wide viewer", spec{auth.RoleAdmin, "a"}, spec{auth.RoleViewer, ""}, false, errs.ErrNotFound},
+		{"scoped admin does not see a server-wide owner", spec{auth.RoleAdmin, "a"}, spec{auth.RoleOwner, ""}, false, errs.ErrNotFound},
+		{"scoped admin does not see another workspace's viewer", spec{auth.RoleAdmin, "a"}, spec{auth.RoleViewer, "b"}, false, errs.ErrNotFound},
 		{"editor cannot revoke a viewer", spec{auth.RoleEditor, "a"}, spec{auth.RoleViewer, "a"}, false, errs.ErrForbidden},
 		{"viewer cannot revoke another viewer", spec{auth.RoleViewer, "a"}, spec{auth.RoleViewer, "a"}, false, errs.ErrForbidden},
 	}
