@@ -65,16 +65,18 @@ admin {
 }
 
 # Workspaces can be declared here (GitOps) or created through the API. A declared workspace is created at start if
-# missing; its name and write key are then owned by this file and the API refuses to change or delete it.
-# Removing a block does not delete the workspace: it becomes an API-managed workspace.
-workspace "acme" {
-  # Display name.
-  name = "Acme Corp"
-
-  # The tracking write key websites and apps send events with (16-128 letters, digits, '_' or '-'). Leave it out
-  # to have one generated; read it with GET /api/v1/workspaces/acme.
-  write_key = env("ACME_WRITE_KEY", "wk_acme_example_change_me")
-}
+# missing; its name is then owned by this file (the API refuses to rename or delete it), and so is its write key
+# when the file sets one. Removing a block does not delete the workspace: it becomes an API-managed workspace.
+# With no workspace at all, Crosscast creates one named "default".
+#
+# workspace "acme" {
+#   # Display name.
+#   name = "Acme Corp"
+#
+#   # The tracking write key websites and apps send events with (16-128 letters, digits, '_' or '-'). Leave it out
+#   # to have one generated (and rotatable through the API); read it with GET /api/v1/workspaces/acme.
+#   write_key = env("ACME_WRITE_KEY")
+# }
 
 # Plugins (message channels, scoring models, tag connectors) are sandboxed WebAssembly modules. Each block names an
 # instance; its settings are documented with the plugin platform.

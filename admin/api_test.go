@@ -339,6 +339,10 @@ func TestHealthzFailsWhenStoreClosed(t *testing.T) {
 			if !strings.Contains(string(data), `"system":"failing"`) {
 				t.Fatalf("503 without naming the failing file: %s", data)
 			}
+			// API calls against a closed store are unavailable (503), not internal errors.
+			if resp, data := f.do(t, "GET", "/api/v1/workspaces/acme", "acme-admin", ""); resp.StatusCode != 503 || errorBody(t, data) != "unavailable" {
+				t.Fatalf("API call on a closed store: %d %s", resp.StatusCode, data)
+			}
 			return
 		}
 		if time.Now().After(deadline) {

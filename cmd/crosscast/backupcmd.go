@@ -18,18 +18,21 @@ const backupAbout = `Writes a consistent backup (tar.gz) of every file of a data
 
 Offline, from a data dir no server is using:
   crosscast backup -data ./data -out backup.tar.gz
-From a running server, while it keeps serving and writing (needs a server-wide owner token):
-  crosscast backup -url http://127.0.0.1:8080 -token "$CROSSCAST_TOKEN" -out backup.tar.gz
+From a running server, while it keeps serving and writing (needs a server-wide owner token in $CROSSCAST_TOKEN):
+  crosscast backup -url http://127.0.0.1:8080 -out backup.tar.gz
 Restore with 'crosscast restore'.`
 
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("backup", "backup (-data DIR | -url URL) -out FILE", backupAbout, stderr)
 	dataDir := fs.String("data", "", "data `DIR` of a stopped server")
 	url := fs.String("url", "", "base `URL` of a running server")
-	token := fs.String("token", os.Getenv("CROSSCAST_TOKEN"), "owner API `token` for -url (default $CROSSCAST_TOKEN)")
+	token := fs.String("token", "", "owner API `token` for -url; prefer setting $CROSSCAST_TOKEN, which keeps it out of ps")
 	out := fs.String("out", "", "archive `FILE` to write, - for standard output")
 	if code := parseFlags(fs, args, stdout); code >= 0 {
 		return code
+	}
+	if *token == "" {
+		*token = os.Getenv("CROSSCAST_TOKEN")
 	}
 	if *out == "" || (*dataDir == "") == (*url == "") || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "crosscast backup: give -out and exactly one of -data or -url (see -h)")

@@ -87,14 +87,20 @@ func hasFlags(fs *flag.FlagSet) bool {
 // parseFlags parses args; it returns the exit code to stop with, or -1 to go on. -h prints usage on stdout and
 // exits 0; a bad flag prints the problem and usage on stderr and exits 2.
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) int {
+	stderr := fs.Output()
+	fs.SetOutput(io.Discard) // the flag package would print usage itself; print it once, on the right stream
 	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return exitOK
-	}
-	if err != nil {
+	case err != nil:
+		fs.SetOutput(stderr)
+		fmt.Fprintf(stderr, "crosscast %s: %v\n\n", fs.Name(), err)
+		fs.Usage()
 		return exitUsage
 	}
+	fs.SetOutput(stderr)
 	return -1
 }

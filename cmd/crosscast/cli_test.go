@@ -77,6 +77,28 @@ func TestCLI(t *testing.T) {
 	}
 }
 
+// -h prints usage once, on stdout; errors print on stderr only.
+func TestHelpGoesToStdoutOnce(t *testing.T) {
+	for _, args := range [][]string{{"serve", "-h"}, {"backup", "-h"}, {"config", "validate", "-h"}, {"version", "-h"}} {
+		code, stdout, stderr := runCLI(t, args...)
+		if code != 0 || stderr != "" || strings.Count(stdout, "Usage: crosscast") != 1 {
+			t.Errorf("%v: exit %d, usage printed %d times on stdout, stderr %q", args, code, strings.Count(stdout, "Usage: crosscast"), stderr)
+		}
+	}
+}
+
+// The API token never shows up in help or error output (found by review: it was a flag default).
+func TestBackupTokenNeverPrinted(t *testing.T) {
+	const secret = "cct_aaaaaaaaaaaaaaaa_thisisasecretthatmustnotleak00"
+	t.Setenv("CROSSCAST_TOKEN", secret)
+	for _, args := range [][]string{{"backup", "-h"}, {"backup", "-bogus"}, {"backup", "-url", "http://127.0.0.1:1", "-out", filepath.Join(t.TempDir(), "b")}} {
+		_, stdout, stderr := runCLI(t, args...)
+		if strings.Contains(stdout+stderr, "thisisasecret") {
+			t.Errorf("%v printed the token:\n%s%s", args, stdout, stderr)
+		}
+	}
+}
+
 func TestConfigExamplePrintsEmbeddedFile(t *testing.T) {
 	code, stdout, _ := runCLI(t, "config", "example")
 	if code != 0 || stdout != crosscast.ExampleConfig() {

@@ -38,13 +38,8 @@ func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		path := fs.Arg(0)
 		if _, err := config.Load(path, nil); err != nil {
 			var ps config.Problems
-			if errors.As(err, &ps) {
-				for _, p := range ps {
-					fmt.Fprintln(stderr, p.String())
-				}
-				fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(ps))
-			} else {
-				fmt.Fprintf(stderr, "crosscast config validate: %v\n", err)
+			if n := printProblems(stderr, "crosscast config validate", err); errors.As(err, &ps) {
+				fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, n)
 			}
 			return exitUsage
 		}

@@ -74,17 +74,24 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, int) {
 	}
 	cfg, err := config.Load(path, nil)
 	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
-				fmt.Fprintln(stderr, p.String())
-			}
-		} else {
-			fmt.Fprintf(stderr, "crosscast: %v\n", err)
-		}
+		printProblems(stderr, "crosscast serve", err)
 		return nil, exitUsage
 	}
 	return cfg, -1
+}
+
+// printProblems prints configuration problems one per line as FILE:LINE:COL: message, or any other error plainly,
+// and returns how many problems there were.
+func printProblems(w io.Writer, cmd string, err error) int {
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		fmt.Fprintf(w, "%s: %v\n", cmd, err)
+		return 1
+	}
+	for _, p := range ps {
+		fmt.Fprintln(w, p.String())
+	}
+	return len(ps)
 }
 
 func newLogger(c *config.Log, w io.Writer) hclog.Logger {

@@ -82,10 +82,8 @@ func writeArchive(ctx context.Context, w io.Writer, system *bolt.DB, workspace f
 	tw := tar.NewWriter(gz)
 	m := Manifest{Format: 1, CreatedAt: time.Now().UTC()}
 	err = system.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketWorkspaces).ForEach(func(k, _ []byte) error {
-			m.Workspaces = append(m.Workspaces, string(k))
-			return nil
-		}); err != nil {
+		m.Workspaces, _ = listedWorkspaces(tx)
+		if err := checkIDs(m.Workspaces); err != nil {
 			return err
 		}
 		return writeTx(tw, systemFile, tx)
@@ -260,14 +258,12 @@ func verify(dir string, m Manifest, written []string) error {
 	}
 	var listed []string
 	err := check(filepath.Join(dir, systemFile), kindSystem, "", func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWorkspaces)
-		if b == nil {
+		ids, ok := listedWorkspaces(tx)
+		if !ok {
 			return fmt.Errorf("verifying system.db: it has no workspaces bucket")
 		}
-		return b.ForEach(func(k, _ []byte) error {
-			listed = append(listed, string(k))
-			return nil
-		})
+		listed = ids
+		return checkIDs(ids)
 	})
 	if err != nil {
 		return err

@@ -2,17 +2,18 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/metrics"
 	bolt "go.etcd.io/bbolt"
 )
 
-// ErrClosed is returned for writes to a file that is closing or closed.
-var ErrClosed = errors.New("store closed")
+// ErrClosed is returned for writes to a file that is closing or closed (shutdown, or a workspace being deleted).
+// It is an errs.ErrUnavailable: the HTTP layer answers 503, not 500.
+var ErrClosed = fmt.Errorf("store closed: %w", errs.ErrUnavailable)
 
 // committer is the single writer of one bbolt file. Callers hand it functions; it runs as many as are waiting (up
 // to maxBatch, optionally waiting maxDelay for more) in one read-write transaction with one fsync, and tells each

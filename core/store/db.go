@@ -27,9 +27,14 @@ func (d *DB) Update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return d.c.write(ctx, fn)
 }
 
-// View runs fn in a read-only transaction over a consistent snapshot.
+// View runs fn in a read-only transaction over a consistent snapshot. A file closed meanwhile (shutdown, a
+// deleted workspace) gives ErrClosed.
 func (d *DB) View(fn func(tx *bolt.Tx) error) error {
-	return d.bolt.View(fn)
+	err := d.bolt.View(fn)
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
 }
 
 // Path is the file's location.

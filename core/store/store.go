@@ -13,6 +13,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -63,7 +64,7 @@ type Store struct {
 
 	probeMu  sync.Mutex
 	probeAt  time.Time
-	probeErr error
+	probed   map[string]error
 	probeTTL time.Duration
 }
 
@@ -137,13 +138,36 @@ func (s *Store) workspacePath(id string) string {
 
 func (s *Store) workspaceIDs() ([]string, error) {
 	var ids []string
-	err := s.system.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketWorkspaces).ForEach(func(k, _ []byte) error {
-			ids = append(ids, string(k))
-			return nil
-		})
+	err := s.system.View(func(tx *bolt.Tx) error { ids, _ = listedWorkspaces(tx); return nil })
+	if err != nil {
+		return nil, err
+	}
+	return ids, checkIDs(ids)
+}
+
+// listedWorkspaces returns the workspace ids system.db lists, in order; false if it has no workspaces bucket.
+func listedWorkspaces(tx *bolt.Tx) ([]string, bool) {
+	b := tx.Bucket(bucketWorkspaces)
+	if b == nil {
+		return nil, false
+	}
+	var ids []string
+	_ = b.ForEach(func(k, _ []byte) error {
+		ids = append(ids, string(k))
+		return nil
 	})
-	return ids, err
+	return ids, true
+}
+
+// checkIDs refuses ids that are not valid workspace ids: they become file names, and a crafted system.db (from a
+// restored archive, say) must not point outside the data dir.
+func checkIDs(ids []string) error {
+	for _, id := range ids {
+		if err := workspaces.ValidateID(id); err != nil {
+			return fmt.Errorf("system.db lists an invalid workspace: %w", err)
+		}
+	}
+	return nil
 }
 
 // System is the system file.
@@ -163,33 +187,42 @@ func (s *Store) Workspace(id string) (*DB, error) {
 // Dir is the data dir.
 func (s *Store) Dir() string { return s.opts.Dir }
 
-// Health reports whether the store accepts writes: it commits a probe to the system file (at most once per second;
-// later calls reuse the result) and reports the last commit error of every workspace file. Keys are "system" and
-// "workspace:<id>"; a nil value means healthy.
+// Health reports whether the store accepts writes. It commits a probe to the system file, and to every workspace
+// file whose last commit failed (so a file recovers its health once writes work again, without waiting for real
+// traffic); other workspace files report their last commit. Probes run at most once per second; later calls
+// reuse the result. Keys are "system" and "workspace:<id>"; a nil value means healthy.
 func (s *Store) Health(ctx context.Context) map[string]error {
-	out := map[string]error{"system": s.probe(ctx)}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for id, db := range s.workspaces {
-		out["workspace:"+id] = db.c.health()
-	}
-	return out
-}
-
-func (s *Store) probe(ctx context.Context) error {
 	s.probeMu.Lock()
 	defer s.probeMu.Unlock()
-	if time.Since(s.probeAt) < s.probeTTL {
-		return s.probeErr
+	if s.probed != nil && time.Since(s.probeAt) < s.probeTTL {
+		return s.probed
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	out := map[string]error{"system": probe(ctx, s.system)}
+	s.mu.RLock()
+	dbs := make(map[string]*DB, len(s.workspaces))
+	for id, db := range s.workspaces {
+		dbs[id] = db
+	}
+	s.mu.RUnlock()
+	for id, db := range dbs {
+		err := db.c.health()
+		if err != nil {
+			err = probe(ctx, db)
+		}
+		out["workspace:"+id] = err
+	}
+	s.probed, s.probeAt = out, time.Now()
+	return out
+}
+
+// probe commits a small write to db's meta bucket through its group commit.
+func probe(ctx context.Context, db *DB) error {
 	now := time.Now().UTC()
-	s.probeErr = s.system.Update(ctx, func(tx *bolt.Tx) error {
+	return db.Update(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyHealthProbe, []byte(now.Format(time.RFC3339Nano)))
 	})
-	s.probeAt = time.Now()
-	return s.probeErr
 }
 
 // createWorkspaceFile creates and opens the file of a new workspace. A file left on disk by an interrupted

@@ -778,3 +778,24 @@ func TestWorkspaceWritesDurableAcrossReopen(t *testing.T) {
 		}
 	}
 }
+
+// Workspace ids read back from system.db become file names: a crafted one must not reach the file system.
+func TestOpenRefusesInvalidWorkspaceIDs(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if err := s.System().Update(context.Background(), func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketWorkspaces).Put([]byte("../evil"), []byte(`{"id":"../evil"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), Options{Dir: dir, LockTimeout: 100 * time.Millisecond, Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "invalid workspace") {
+		t.Fatalf("Open with a crafted workspace id: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "evil.db")); err == nil {
+		t.Fatalf("a file was created outside the data dir")
+	}
+}
