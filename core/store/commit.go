@@ -31,6 +31,8 @@ type committer struct {
 	maxBatch int
 	maxDelay time.Duration
 	lastErr  atomic.Pointer[error]
+	// waiting counts writes handed to write() that the writer has not taken yet: the queue depth.
+	waiting atomic.Int64
 
 	commitSeconds *metrics.Histogram
 	batchSize     *metrics.Histogram
@@ -53,11 +55,15 @@ func newCommitter(db *bolt.DB, maxBatch int, maxDelay time.Duration, commitSecon
 // write runs fn in a group commit and returns once the transaction holding it is durable, or with fn's error.
 func (c *committer) write(ctx context.Context, fn func(*bolt.Tx) error) error {
 	r := &writeReq{fn: fn, err: make(chan error, 1)}
+	c.waiting.Add(1)
 	select {
 	case c.reqs <- r:
+		c.waiting.Add(-1)
 	case <-c.closing:
+		c.waiting.Add(-1)
 		return ErrClosed
 	case <-ctx.Done():
+		c.waiting.Add(-1)
 		return ctx.Err()
 	}
 	// Once handed over the write will be committed or fail shortly; report that truthfully rather than a

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -185,4 +186,67 @@ func TestMaxBatchBoundsTransactions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Writes that arrive while a commit is in progress share the next transaction: the point of group commit. One
+// transaction per write would fail here.
+func TestGroupCommitBatchesWaitingWrites(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	db := s.System()
+	release, inside := make(chan struct{}), make(chan struct{}, 1)
+	var once sync.Once
+	releaseOnce := func() { once.Do(func() { close(release) }) }
+	defer releaseOnce() // a failing test must not leave the writer blocked, or cleanup would hang
+	first := make(chan error, 1)
+	go func() {
+		first <- db.Update(context.Background(), func(tx *bolt.Tx) error {
+			select {
+			case inside <- struct{}{}:
+			default: // a re-run of this function: already signalled
+			}
+			<-release // hold the writer inside a transaction
+			return incr("n")(tx)
+		})
+	}()
+	<-inside // the writer is now busy: every write below must queue
+	const n = 20
+	var mu sync.Mutex
+	txs := map[int]bool{}
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := db.Update(context.Background(), func(tx *bolt.Tx) error {
+				mu.Lock()
+				txs[tx.ID()] = true
+				mu.Unlock()
+				return incr("n")(tx)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for db.c.waiting.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d writers queued", db.c.waiting.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	releaseOnce()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if len(txs) > 2 {
+		t.Fatalf("%d queued writes took %d transactions; group commit should take 1 (2 at most)", n, len(txs))
+	}
+	_ = db.View(func(tx *bolt.Tx) error {
+		if got := counter(tx, "n"); got != n+1 {
+			t.Errorf("counter %d, want %d", got, n+1)
+		}
+		return nil
+	})
 }

@@ -86,6 +86,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		batchSize: opts.Metrics.Histogram("crosscast_store_commit_writes",
 			"Writes per group-commit transaction.", []float64{1, 2, 5, 10, 50, 100, 500, 1000, 5000}, "file"),
 	}
+	opts.Metrics.GaugeFunc("crosscast_store_commit_queue",
+		"Writes waiting for the group-commit writer, over every data file.", s.queueDepth)
 	sys, err := s.openDB(filepath.Join(opts.Dir, systemFile), kindSystem, "", systemMigrations())
 	if errors.Is(err, ErrInUse) {
 		return nil, fmt.Errorf("data dir %s is in use by another crosscast process (waited %s for its lock)", opts.Dir, opts.LockTimeout)
@@ -168,6 +170,19 @@ func checkIDs(ids []string) error {
 		}
 	}
 	return nil
+}
+
+func (s *Store) queueDepth() float64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := int64(0)
+	if s.system != nil {
+		n += s.system.c.waiting.Load()
+	}
+	for _, db := range s.workspaces {
+		n += db.c.waiting.Load()
+	}
+	return float64(n)
 }
 
 // System is the system file.
