@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Crosscast in a container: a static binary on a slim Debian base, run as a non-root user, data on the /data volume.
 #   docker build -t crosscast .
-#   docker run -d -p 8080:8080 -v crosscast-data:/data -e CROSSCAST_BOOTSTRAP_TOKEN=$(openssl rand -hex 24) crosscast
+#   export CROSSCAST_BOOTSTRAP_TOKEN=$(openssl rand -hex 24)
+#   docker run -d -p 8080:8080 -v crosscast-data:/data -e CROSSCAST_BOOTSTRAP_TOKEN crosscast
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
