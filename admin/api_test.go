@@ -132,6 +132,8 @@ func TestAPIScenarios(t *testing.T) {
 		{"metrics", "GET", "/metrics", "", "", 200, "", []string{"crosscast_store_commit_seconds_bucket", "go_goroutines"}},
 		{"unknown route", "GET", "/nope", "", "", 404, "route_not_found", nil},
 		{"unknown api route", "GET", "/api/v1/nope", "owner", "", 404, "route_not_found", nil},
+		{"wrong method", "PUT", "/api/v1/workspaces/acme", "owner", `{}`, 405, "method_not_allowed", []string{"use DELETE, GET, PATCH"}},
+		{"wrong method on a list", "DELETE", "/api/v1/workspaces", "owner", "", 405, "method_not_allowed", nil},
 		{"missing token", "GET", "/api/v1/workspaces", "", "", 401, "unauthorized", nil},
 		{"whoami", "GET", "/api/v1/whoami", "acme-admin", "", 200, "", []string{`"role":"admin"`, `"workspace":"acme"`}},
 		{"list as owner", "GET", "/api/v1/workspaces", "owner", "", 200, "", []string{`"id":"acme"`, `"id":"globex"`, `"id":"managed"`, `"next":""`}},

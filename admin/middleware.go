@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -86,10 +87,55 @@ func (s *Server) next(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// unmatched ends requests no route took.
+// unmatched ends requests no route took: 405 with an Allow header when the path exists under other methods, 404
+// otherwise.
 func (s *Server) unmatched(c *fiber.Ctx) error {
 	c.Locals(localUnmatched, true)
+	if allowed := s.allowedMethods(c.Path()); len(allowed) > 0 {
+		c.Set(fiber.HeaderAllow, strings.Join(allowed, ", "))
+		return fiber.NewError(fiber.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", c.Method(), strings.Join(allowed, ", ")))
+	}
 	return errRouteNotFound
+}
+
+// route is a registered method and path pattern, split into segments (":id" matches any one segment).
+type route struct {
+	method   string
+	segments []string
+}
+
+// indexRoutes records the registered routes for allowedMethods. It runs once, after routes() registered them.
+func (s *Server) indexRoutes() {
+	for _, r := range s.app.GetRoutes(true) {
+		if r.Method == fiber.MethodHead || r.Method == fiber.MethodConnect || r.Method == fiber.MethodTrace {
+			continue
+		}
+		s.table = append(s.table, route{method: r.Method, segments: strings.Split(strings.Trim(r.Path, "/"), "/")})
+	}
+}
+
+func (s *Server) allowedMethods(path string) []string {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range s.table {
+		if len(r.segments) != len(segs) || seen[r.method] {
+			continue
+		}
+		match := true
+		for i, seg := range r.segments {
+			if !strings.HasPrefix(seg, ":") && seg != segs[i] || segs[i] == "" {
+				match = false
+				break
+			}
+		}
+		if match {
+			seen[r.method] = true
+			out = append(out, r.method)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // authenticate resolves the bearer token of /api/v1 requests into a principal, or answers 401.

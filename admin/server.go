@@ -58,6 +58,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	writeTimeout time.Duration
+	table        []route // registered routes, for 405 answers
 
 	requests *metrics.CounterVec
 	latency  *metrics.HistogramVec
@@ -115,6 +116,7 @@ func (s *Server) routes() {
 	api.Get("/backup", s.backup)
 
 	app.Use(s.unmatched)
+	s.indexRoutes()
 }
 
 // App exposes the fiber app, for tests (app.Test) and for later features that add routes.

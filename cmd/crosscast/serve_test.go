@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -299,5 +300,36 @@ func TestHealthcheckCommand(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "healthcheck", "-url", s.base+"/healthz")
 	if code != 0 || !strings.Contains(stdout, `"status":"ok"`) {
 		t.Fatalf("healthcheck: exit %d %s %s", code, stdout, stderr)
+	}
+}
+
+// A data dir the server's user may not write (a root-owned bind mount, say) fails at start with a clear message.
+// As root, the server runs as nobody against a root-owned 0700 dir; otherwise against a read-only dir of our own.
+func TestServeDataDirPermissionDenied(t *testing.T) {
+	parent := t.TempDir()
+	data := filepath.Join(parent, "data")
+	cmd := exec.Command(binary, "serve", "-listen", "127.0.0.1:0", "-data", data)
+	if os.Geteuid() == 0 {
+		if err := os.Chmod(parent, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// nobody must be able to run the binary itself.
+		if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	} else if err := os.Mkdir(data, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("want exit 1, got %v:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "data dir "+data+" is not writable") || !strings.Contains(string(out), "permission denied") {
+		t.Fatalf("unclear error:\n%s", out)
 	}
 }
