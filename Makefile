@@ -21,17 +21,20 @@ build: ## build bin/crosscast (static, CGO off)
 run: build ## build, then serve on 127.0.0.1:8080 with embedded defaults and data in ./data (ARGS="-config f.hcl")
 	./$(BIN) serve $(ARGS)
 
-test: ## the whole test suite, race detector on (what .ci/run runs)
+test: ## the whole test suite, race detector on (what .ci/run runs): the server module and the plugin SDK
 	$(GO) test -race -count=1 ./...
+	cd sdk && $(GO) test -race -count=1 ./...
 
 bench: ## run every benchmark, print a table, write bench/results.json
 	mkdir -p bench
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./... | tee bench/raw.txt
+	{ $(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./... && \
+	  (cd sdk && $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...); } | tee bench/raw.txt
 	$(GO) run ./cmd/benchreport -in bench/raw.txt -out bench/results.json -command 'make bench'
 
-lint: ## go vet and staticcheck (pinned)
+lint: ## go vet and staticcheck (pinned), on the server module and the plugin SDK
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd sdk && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 fmt: ## format the Go code
 	gofmt -w $$(git ls-files '*.go')
@@ -39,6 +42,7 @@ fmt: ## format the Go code
 check: ## fail if code is unformatted, go.mod untidy, or the tree dirty (run after make test)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy -diff
+	cd sdk && $(GO) mod tidy -diff
 	@test -z "$$(git status --porcelain)" || { echo "tree is dirty:"; git status --porcelain; exit 1; }
 
 clean: ## remove build outputs

@@ -1,0 +1,212 @@
+// Package wire is the binary encoding of Crosscast plugin calls (ABI v1): little-endian integers and
+// length-prefixed byte strings, with no reflection, so that a Go guest, whose loops run several times slower under
+// the host's interruptible mode, spends little time encoding. Host and guest share this package; sdk/ABI.md
+// describes the same format for guests in other languages.
+//
+// It imports only the standard library and must stay that way: it is compiled into every plugin.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrShort means the input ended in the middle of a value: a truncated or corrupt payload.
+var ErrShort = errors.New("wire: payload truncated")
+
+// Limits that decoding enforces, so a hostile payload cannot make the reader allocate without bound.
+const (
+	MaxItems = 1 << 20 // items in one list
+	MaxBytes = 1 << 30 // bytes in one string
+)
+
+// Writer appends values to a byte slice.
+type Writer struct {
+	buf []byte
+}
+
+// NewWriter returns a Writer that appends to buf (which may be nil or a reused slice with length 0).
+func NewWriter(buf []byte) *Writer { return &Writer{buf: buf[:0]} }
+
+// Bytes returns what was written.
+func (w *Writer) Bytes() []byte { return w.buf }
+
+// Reset empties the writer, keeping its memory.
+func (w *Writer) Reset() { w.buf = w.buf[:0] }
+
+// U8 writes one byte.
+func (w *Writer) U8(v uint8) { w.buf = append(w.buf, v) }
+
+// Bool writes 1 or 0.
+func (w *Writer) Bool(v bool) {
+	if v {
+		w.U8(1)
+	} else {
+		w.U8(0)
+	}
+}
+
+// U32 writes a little-endian uint32.
+func (w *Writer) U32(v uint32) { w.buf = binary.LittleEndian.AppendUint32(w.buf, v) }
+
+// U64 writes a little-endian uint64.
+func (w *Writer) U64(v uint64) { w.buf = binary.LittleEndian.AppendUint64(w.buf, v) }
+
+// I64 writes a little-endian int64 (two's complement).
+func (w *Writer) I64(v int64) { w.U64(uint64(v)) }
+
+// F64 writes an IEEE 754 float64.
+func (w *Writer) F64(v float64) { w.U64(math.Float64bits(v)) }
+
+// Bytes32 writes a u32 length then the bytes.
+func (w *Writer) Bytes32(b []byte) {
+	w.U32(uint32(len(b)))
+	w.buf = append(w.buf, b...)
+}
+
+// String writes a u32 length then the UTF-8 bytes.
+func (w *Writer) String(s string) {
+	w.U32(uint32(len(s)))
+	w.buf = append(w.buf, s...)
+}
+
+// StringMap writes a u32 count then key/value string pairs, in the order given by keys (callers sort them for a
+// deterministic encoding).
+func (w *Writer) StringMap(m map[string]string, keys []string) {
+	w.U32(uint32(len(keys)))
+	for _, k := range keys {
+		w.String(k)
+		w.String(m[k])
+	}
+}
+
+// Reader consumes values from a byte slice. The first error sticks: later reads return zero values and Err
+// reports it, so decoders can read a whole record and check once.
+type Reader struct {
+	buf []byte
+	off int
+	err error
+}
+
+// NewReader reads from buf. Strings and byte slices it returns copy nothing for Bytes32 (they alias buf) and copy
+// for String.
+func NewReader(buf []byte) *Reader { return &Reader{buf: buf} }
+
+// Err is the first error met, or nil.
+func (r *Reader) Err() error { return r.err }
+
+// Len is the number of unread bytes.
+func (r *Reader) Len() int { return len(r.buf) - r.off }
+
+func (r *Reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > r.Len() {
+		r.err = fmt.Errorf("%w: need %d bytes at offset %d, have %d", ErrShort, n, r.off, r.Len())
+		return nil
+	}
+	b := r.buf[r.off : r.off+n]
+	r.off += n
+	return b
+}
+
+// Fail records err as the reader's error if none is recorded yet (for decoders that find a bad value).
+func (r *Reader) Fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// U8 reads one byte.
+func (r *Reader) U8() uint8 {
+	b := r.take(1)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+// Bool reads a byte written by Writer.Bool; any value other than 0 or 1 is an error.
+func (r *Reader) Bool() bool {
+	v := r.U8()
+	if v > 1 {
+		r.Fail(fmt.Errorf("wire: invalid bool %d at offset %d", v, r.off-1))
+	}
+	return v == 1
+}
+
+// U32 reads a little-endian uint32.
+func (r *Reader) U32() uint32 {
+	b := r.take(4)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b)
+}
+
+// U64 reads a little-endian uint64.
+func (r *Reader) U64() uint64 {
+	b := r.take(8)
+	if b == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b)
+}
+
+// I64 reads an int64.
+func (r *Reader) I64() int64 { return int64(r.U64()) }
+
+// F64 reads a float64.
+func (r *Reader) F64() float64 { return math.Float64frombits(r.U64()) }
+
+// Count reads a u32 list length and checks it against MaxItems and against the bytes left (each item takes at
+// least minItemSize bytes), so a hostile count cannot make the caller preallocate a huge slice.
+func (r *Reader) Count(minItemSize int) int {
+	n := r.U32()
+	if r.err != nil {
+		return 0
+	}
+	if n > MaxItems || (minItemSize > 0 && int(n) > r.Len()/minItemSize) {
+		r.Fail(fmt.Errorf("%w: a list of %d items does not fit the %d bytes left", ErrShort, n, r.Len()))
+		return 0
+	}
+	return int(n)
+}
+
+// Bytes32 reads a length-prefixed byte string, aliasing the input.
+func (r *Reader) Bytes32() []byte {
+	n := r.U32()
+	if n > MaxBytes {
+		r.Fail(fmt.Errorf("wire: string of %d bytes is over the limit", n))
+		return nil
+	}
+	return r.take(int(n))
+}
+
+// String reads a length-prefixed string (a copy).
+func (r *Reader) String() string { return string(r.Bytes32()) }
+
+// StringMap reads a map written by Writer.StringMap; nil when empty.
+func (r *Reader) StringMap() map[string]string {
+	n := r.Count(8)
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]string, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		k := r.String()
+		m[k] = r.String()
+	}
+	return m
+}
+
+// End checks that the input was consumed exactly: trailing bytes mean the two sides disagree on the format.
+func (r *Reader) End() error {
+	if r.err == nil && r.Len() != 0 {
+		r.err = fmt.Errorf("wire: %d unexpected bytes after the payload", r.Len())
+	}
+	return r.err
+}
