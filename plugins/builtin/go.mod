@@ -1,0 +1,7 @@
+module github.com/crosscast/crosscast/plugins/builtin
+
+go 1.26.8
+
+require github.com/crosscast/crosscast/sdk v0.0.0
+
+replace github.com/crosscast/crosscast/sdk => ../../sdk

@@ -1,0 +1,168 @@
+package sdk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/crosscast/crosscast/sdk/wire"
+)
+
+// ABIVersion is the plugin ABI this SDK implements.
+const ABIVersion = 1
+
+// Kind is what a plugin is for.
+type Kind string
+
+// The plugin kinds.
+const (
+	KindChannel   Kind = "channel"
+	KindScorer    Kind = "scorer"
+	KindConnector Kind = "connector"
+)
+
+// Manifest describes a plugin to the host, which reads it at load.
+type Manifest struct {
+	ID      string `json:"id"`
+	Version string `json:"version"` // semver
+	Kind    Kind   `json:"kind"`
+	ABI     int    `json:"abi"`
+	// Capabilities are the host functions the plugin needs ("http", "smtp", "kv", "secrets", "metrics"); the
+	// operator grants them in HCL. Logging needs no grant.
+	Capabilities []string `json:"capabilities,omitempty"`
+	// Config describes the plugin's `config { }` block; the host validates the operator's block against it.
+	Config []ConfigField `json:"config,omitempty"`
+}
+
+// ConfigField is one attribute of a plugin's config block.
+type ConfigField struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"` // string, number, bool, list(string), map(string)
+	Required    bool   `json:"required,omitempty"`
+	Secret      bool   `json:"secret,omitempty"` // never logged or shown
+	Description string `json:"description,omitempty"`
+}
+
+// The message types a channel handles, from the shared wire package.
+type (
+	Message = wire.Message
+	Result  = wire.Result
+	Status  = wire.Status
+)
+
+// The per-message outcomes a channel reports.
+const (
+	Delivered = wire.StatusDelivered
+	Accepted  = wire.StatusAccepted
+	Retry     = wire.StatusRetry
+	Failed    = wire.StatusFailed
+)
+
+// Call is what the host tells a plugin about the call in progress.
+type Call struct {
+	// Now is the host's clock. Use it, not time.Now, for anything that matters: it is the same for every message of
+	// a batch and tests can fix it.
+	Now time.Time
+}
+
+// Channel is a message channel: it sends rendered messages to the outside world.
+type Channel interface {
+	// Configure receives the plugin's config block (already checked against Manifest.Config), once per instance
+	// before any Send. Return an error to refuse it.
+	Configure(config map[string]any) error
+	// Send sends a batch and returns one result per message, matched by Message.ID. A message without a result
+	// counts as a retryable failure. Return an error only when the whole batch failed.
+	Send(call Call, msgs []Message) ([]Result, error)
+}
+
+// Entry point ids of ABI v1 (sdk/ABI.md).
+const (
+	EntryManifest  = 1
+	EntryConfigure = 2
+	EntrySend      = 16
+)
+
+// plugin is the registered implementation. A plugin module holds exactly one.
+type plugin struct {
+	manifest Manifest
+	channel  Channel
+}
+
+// registered is set once, from the plugin's init function, before the host calls anything.
+var registered *plugin
+
+// RegisterChannel registers the plugin's channel implementation. Call it exactly once, from an init function.
+func RegisterChannel(m Manifest, c Channel) {
+	if registered != nil {
+		panic("sdk: a plugin registers exactly one implementation")
+	}
+	m.Kind, m.ABI = KindChannel, ABIVersion
+	registered = &plugin{manifest: m, channel: c}
+}
+
+// Output status bytes (sdk/ABI.md).
+const (
+	statusOK    = 0
+	statusError = 1
+)
+
+// dispatch runs one entry point and returns the output, status byte first. It never panics: a panic in plugin
+// code becomes an error output, so the instance stays usable.
+func dispatch(p *plugin, entry uint32, input []byte, out *wire.Writer) (result []byte) {
+	out.Reset()
+	defer func() {
+		if r := recover(); r != nil {
+			result = errorOutput(out, fmt.Errorf("plugin panicked: %v", r))
+		}
+	}()
+	if p == nil {
+		return errorOutput(out, errors.New("no implementation registered: call sdk.RegisterChannel from an init function"))
+	}
+	out.U8(statusOK)
+	switch entry {
+	case EntryManifest:
+		data, err := json.Marshal(p.manifest)
+		if err != nil {
+			return errorOutput(out, err)
+		}
+		return append(out.Bytes(), data...)
+	case EntryConfigure:
+		cfg := map[string]any{}
+		if len(input) > 0 {
+			if err := json.Unmarshal(input, &cfg); err != nil {
+				return errorOutput(out, fmt.Errorf("decoding config: %w", err))
+			}
+		}
+		if err := p.channel.Configure(cfg); err != nil {
+			return errorOutput(out, err)
+		}
+		return out.Bytes()
+	case EntrySend:
+		if p.channel == nil {
+			return errorOutput(out, errors.New("this plugin is not a channel"))
+		}
+		req, err := wire.DecodeSendRequest(input)
+		if err != nil {
+			return errorOutput(out, err)
+		}
+		results, err := p.channel.Send(Call{Now: time.UnixMilli(req.NowUnixMilli)}, req.Messages)
+		if err != nil {
+			return errorOutput(out, err)
+		}
+		resp := wire.SendResponse{Results: results}
+		resp.Encode(out)
+		return out.Bytes()
+	}
+	return errorOutput(out, fmt.Errorf("unknown entry point %d", entry))
+}
+
+func errorOutput(out *wire.Writer, err error) []byte {
+	out.Reset()
+	out.U8(statusError)
+	msg := err.Error()
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	return append(out.Bytes(), msg...)
+}
