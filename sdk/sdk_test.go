@@ -3,6 +3,7 @@ package sdk
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,4 +101,25 @@ func TestDispatch(t *testing.T) {
 	if status, body := run(t, nil, EntrySend, nil); status != statusError || !strings.Contains(string(body), "RegisterChannel") {
 		t.Fatalf("unregistered: %d %s", status, body)
 	}
+}
+
+// BenchmarkDispatchSend is the native cost of the guest side of a send of 100 two-field messages (decode, a
+// null-like channel, encode): the baseline the in-wasm figure in docs/RATIONALE.md is compared with.
+func BenchmarkDispatchSend(b *testing.B) {
+	msgs := make([]Message, 100)
+	for i := range msgs {
+		msgs[i] = Message{ID: fmt.Sprint(i), To: "a@b.c", Fields: wire.Pairs{{Key: "subject", Value: "hi"}, {Key: "text", Value: "hello there"}}}
+	}
+	w := wire.NewWriter(nil)
+	(&wire.SendRequest{Messages: msgs}).Encode(w)
+	in := w.Bytes()
+	p := &plugin{manifest: Manifest{ID: "bench"}, channel: &testChannel{}}
+	out := wire.NewWriter(nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := dispatch(p, EntrySend, in, out); res[0] != statusOK {
+			b.Fatal(string(res[1:]))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/item")
 }

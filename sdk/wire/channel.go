@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // Message is one rendered message handed to a channel plugin's send.
 type Message struct {
@@ -17,10 +14,10 @@ type Message struct {
 	// To is the address: an email address, an E.164 phone number, a URL.
 	To string
 	// Fields is the channel's rendered content: subject, html, text, from, reply_to for email; body, sender for
-	// SMS; payload for webhooks; or whatever a plugin's manifest declares.
-	Fields map[string]string
+	// SMS; payload for webhooks; or whatever a plugin's manifest declares. Read one with m.Fields.Get("subject").
+	Fields Pairs
 	// Headers are extra headers the campaign engine asks for (List-Unsubscribe, ...).
-	Headers map[string]string
+	Headers Pairs
 }
 
 // Status is the outcome of sending one message.
@@ -73,15 +70,6 @@ type SendResponse struct {
 	Results []Result
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Encode appends the request's encoding to w.
 func (q *SendRequest) Encode(w *Writer) {
 	w.I64(q.NowUnixMilli)
@@ -93,8 +81,8 @@ func (q *SendRequest) Encode(w *Writer) {
 		w.String(m.Workspace)
 		w.String(m.ContactID)
 		w.String(m.To)
-		w.StringMap(m.Fields, sortedKeys(m.Fields))
-		w.StringMap(m.Headers, sortedKeys(m.Headers))
+		w.Pairs(m.Fields)
+		w.Pairs(m.Headers)
 	}
 }
 
@@ -113,8 +101,8 @@ func DecodeSendRequest(b []byte) (SendRequest, error) {
 		m.Workspace = r.String()
 		m.ContactID = r.String()
 		m.To = r.String()
-		m.Fields = r.StringMap()
-		m.Headers = r.StringMap()
+		m.Fields = r.Pairs()
+		m.Headers = r.Pairs()
 	}
 	return q, r.End()
 }

@@ -9,9 +9,9 @@ import (
 func sampleRequest() SendRequest {
 	return SendRequest{NowUnixMilli: 1_790_000_000_000, Messages: []Message{
 		{ID: "m1", IdempotencyKey: "c1:s1:k1:email", Workspace: "acme", ContactID: "k1", To: "ana@example.com",
-			Fields:  map[string]string{"subject": "Hello Ana", "html": "<p>Hi</p>", "text": "Hi ✓"},
-			Headers: map[string]string{"List-Unsubscribe": "<https://x/u/1>"}},
-		{ID: "m2", To: "+33612345678", Fields: map[string]string{"body": ""}},
+			Fields:  PairsOf(map[string]string{"subject": "Hello Ana", "html": "<p>Hi</p>", "text": "Hi ✓"}),
+			Headers: Pairs{{"List-Unsubscribe", "<https://x/u/1>"}}},
+		{ID: "m2", To: "+33612345678", Fields: Pairs{{"body", ""}}},
 		{},
 	}}
 }
@@ -51,6 +51,27 @@ func TestEncodingIsDeterministic(t *testing.T) {
 			first = w.Bytes()
 		} else if string(first) != string(w.Bytes()) {
 			t.Fatal("two encodings of the same request differ")
+		}
+	}
+}
+
+func TestPairs(t *testing.T) {
+	ps := PairsOf(map[string]string{"text": "t", "html": "h", "subject": "s"})
+	if ps[0].Key != "html" || ps.Get("subject") != "s" || ps.Get("nope") != "" {
+		t.Fatalf("%+v", ps)
+	}
+	if _, ok := ps.Lookup("text"); !ok {
+		t.Fatal("Lookup missed a key")
+	}
+	if m := ps.Map(); len(m) != 3 || m["html"] != "h" {
+		t.Fatalf("Map: %v", m)
+	}
+	// Unsorted or duplicate keys are refused on decode: the encoding is canonical.
+	for _, bad := range []Pairs{{{"b", ""}, {"a", ""}}, {{"a", "1"}, {"a", "2"}}} {
+		w := NewWriter(nil)
+		(&SendRequest{Messages: []Message{{Fields: bad}}}).Encode(w)
+		if _, err := DecodeSendRequest(w.Bytes()); err == nil {
+			t.Errorf("accepted pairs %+v", bad)
 		}
 	}
 }
