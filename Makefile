@@ -10,29 +10,38 @@ BIN         := bin/crosscast
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ARGS        ?=
 
-.PHONY: help build run test bench lint fmt check clean
+BUILTIN     := $(patsubst plugins/builtin/%/main.go,%,$(wildcard plugins/builtin/*/main.go))
+BUNDLED     := $(patsubst %,plugins/bundled/wasm/%.wasm,$(BUILTIN))
+
+.PHONY: help build run test bench lint fmt check clean plugins
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/crosscast (static, CGO off)
+plugins: $(BUNDLED) ## compile the bundled plugins (plugins/builtin/*) to wasm for embedding
+
+plugins/bundled/wasm/%.wasm: plugins/builtin/%/*.go $(wildcard sdk/*.go sdk/wire/*.go) plugins/builtin/go.mod
+	@mkdir -p $(@D)
+	cd plugins/builtin && GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o ../bundled/wasm/$*.wasm ./$*
+
+build: plugins ## build bin/crosscast (static, CGO off), bundled plugins included
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/crosscast
 
 run: build ## build, then serve on 127.0.0.1:8080 with embedded defaults and data in ./data (ARGS="-config f.hcl")
 	./$(BIN) serve $(ARGS)
 
-test: ## the whole test suite, race detector on (what .ci/run runs): the server module and the plugin SDK
+test: plugins ## the whole test suite, race detector on (what .ci/run runs): the server module and the plugin SDK
 	$(GO) test -race -count=1 ./...
 	cd sdk && $(GO) test -race -count=1 ./...
 	cd plugins/builtin && $(GO) test -race -count=1 ./...
 
-bench: ## run every benchmark, print a table, write bench/results.json
+bench: plugins ## run every benchmark, print a table, write bench/results.json
 	mkdir -p bench
 	{ $(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./... && \
 	  (cd sdk && $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...); } | tee bench/raw.txt
 	$(GO) run ./cmd/benchreport -in bench/raw.txt -out bench/results.json -command 'make bench'
 
-lint: ## go vet and staticcheck (pinned), on the server module and the plugin SDK
+lint: plugins ## go vet and staticcheck (pinned), on the server module and the plugin SDK
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
@@ -49,4 +58,4 @@ check: ## fail if code is unformatted, go.mod untidy, or the tree dirty (run aft
 	@test -z "$$(git status --porcelain)" || { echo "tree is dirty:"; git status --porcelain; exit 1; }
 
 clean: ## remove build outputs
-	rm -rf bin
+	rm -rf bin plugins/bundled/wasm
