@@ -6,8 +6,11 @@
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
-# Modules first, so source edits do not re-download them.
+# Modules first, so source edits do not re-download them. The SDK is a local module (replace ./sdk), and the
+# bundled plugins' module depends on it too.
 COPY go.mod go.sum ./
+COPY sdk/go.mod sdk/
+COPY plugins/builtin/go.mod plugins/builtin/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -3,9 +3,11 @@ module github.com/crosscast/crosscast
 go 1.26.8
 
 require (
+	github.com/crosscast/crosscast/sdk v0.0.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/hcl/v2 v2.25.0
+	github.com/tetratelabs/wazero v1.12.0
 	github.com/zclconf/go-cty v1.19.0
 	go.etcd.io/bbolt v1.5.0
 )
@@ -33,3 +35,5 @@ require (
 	golang.org/x/text v0.31.0 // indirect
 	golang.org/x/tools v0.38.0 // indirect
 )
+
+replace github.com/crosscast/crosscast/sdk => ./sdk
