@@ -78,8 +78,41 @@ admin {
 #   write_key = env("ACME_WRITE_KEY")
 # }
 
-# Plugins (message channels, scoring models, tag connectors) are sandboxed WebAssembly modules. Each block names an
-# instance; its settings are documented with the plugin platform.
+# Plugins (message channels, scoring models, tag connectors) are sandboxed WebAssembly modules. Each block runs
+# one plugin under a name. With no plugin block at all, every plugin bundled in the binary runs under its own name
+# with the defaults below (today: "null", a channel that accepts every message and sends nothing).
+#
 # plugin "email" {
-#   source = "builtin:email-smtp"
+#   # "builtin:NAME" for a plugin bundled in the binary, or the path of a .wasm file.
+#   source = "/etc/crosscast/plugins/email.wasm"
+#
+#   # For a file: its hex SHA-256 (printed by `crosscast plugin build`), checked before the module is compiled.
+#   sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+#
+#   # At most this many instances of the plugin run at once (each ~5-8 MB).
+#   pool = 2
+#
+#   # A call that runs longer is stopped and its instance discarded.
+#   timeout = "5s"
+#
+#   # Memory cap per instance (Go plugins need at least 4MiB).
+#   memory = "64MiB"
+#
+#   # Capabilities. A plugin gets only what it requests in its manifest AND is granted here; a grant the plugin
+#   # did not request, or a request not granted, is an error at load.
+#   grants {
+#     # Origins the plugin may send HTTP requests to; every redirect is checked again.
+#     http_hosts = ["https://api.example-sms.com"]
+#     # Let those requests reach loopback, private or link-local addresses (on-premise providers). Off by default.
+#     allow_private = false
+#     # The smtp "relay" block the plugin may send mail through.
+#     smtp_relay = "relay"
+#     # Size of the plugin's key-value space per workspace.
+#     kv_quota = "10MiB"
+#   }
+#
+#   # The plugin's own settings, checked against the schema it declares (crosscast plugin inspect shows it).
+#   config {
+#     from = "news@example.com"
+#   }
 # }

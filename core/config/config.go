@@ -74,10 +74,45 @@ type Workspace struct {
 	WriteKey string `hcl:"write_key,optional"`
 }
 
-// Plugin is a plugin block. Its body is kept undecoded here; the plugin platform decodes it against the schema the
-// plugin declares, so its diagnostics still point into the operator's file.
+// Plugin is a plugin block: which wasm module runs under this name, with which limits and grants. Its config
+// block is kept undecoded; the plugin platform decodes it against the schema the plugin declares, so those
+// diagnostics still point into the operator's file.
 type Plugin struct {
-	Name     string    `hcl:"name,label"`
+	Name string `hcl:"name,label"`
+	// Source is "builtin:NAME" for a plugin bundled in the binary, or the path of a .wasm file.
+	Source string `hcl:"source"`
+	// SHA256 is the hex SHA-256 of the file; required for files, checked before compiling.
+	SHA256  string        `hcl:"sha256,optional"`
+	Pool    int           `hcl:"pool,optional"`
+	Timeout string        `hcl:"timeout,optional"`
+	Memory  string        `hcl:"memory,optional"`
+	Grants  *Grants       `hcl:"grants,block"`
+	Config  *PluginConfig `hcl:"config,block"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+
+	// Parsed by Validate.
+	TimeoutDur  time.Duration
+	MemoryBytes int64
+}
+
+// Grants are the capabilities the operator gives a plugin. A plugin gets nothing it does not request and is
+// granted; a mismatch either way is reported at load.
+type Grants struct {
+	// HTTPHosts are the origins ("https://api.example.com") the plugin may call.
+	HTTPHosts []string `hcl:"http_hosts,optional"`
+	// AllowPrivate lets those calls reach loopback, private and link-local addresses (on-premise providers, tests).
+	AllowPrivate bool `hcl:"allow_private,optional"`
+	// SMTPRelay names the smtp "relay" block the plugin may send through.
+	SMTPRelay string `hcl:"smtp_relay,optional"`
+	// KVQuota is the size of the plugin's key-value space per workspace ("10MiB").
+	KVQuota string `hcl:"kv_quota,optional"`
+
+	KVQuotaBytes int64
+}
+
+// PluginConfig is a plugin's own config block, decoded later against the plugin's declared schema.
+type PluginConfig struct {
 	Body     hcl.Body  `hcl:",remain"`
 	DefRange hcl.Range `hcl:",def_range"`
 }

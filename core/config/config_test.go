@@ -124,14 +124,18 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
-			name: "plugin body kept for the plugin platform",
-			src:  "plugin \"email\" {\n  source = \"builtin:email-smtp\"\n  config {\n    from = \"a@b.c\"\n  }\n}\n",
+			name: "plugin with defaults, grants and a config body kept for the plugin platform",
+			src:  "plugin \"email\" {\n  source = \"builtin:email-smtp\"\n  grants {\n    http_hosts = [\"https://api.example.com\"]\n    kv_quota = \"10MiB\"\n  }\n  config {\n    from = \"a@b.c\"\n  }\n}\n",
 			check: func(t *testing.T, c *config.Config) {
-				if len(c.Plugins) != 1 || c.Plugins[0].Name != "email" || c.Plugins[0].Body == nil {
+				if len(c.Plugins) != 1 || c.Plugins[0].Name != "email" || c.Plugins[0].Config == nil || c.Plugins[0].Config.Body == nil {
 					t.Fatalf("plugin: %+v", c.Plugins)
 				}
-				if c.Plugins[0].DefRange.Start.Line != 1 {
-					t.Errorf("plugin position: %+v", c.Plugins[0].DefRange)
+				p := c.Plugins[0]
+				if p.DefRange.Start.Line != 1 || p.Config.DefRange.Start.Line != 7 {
+					t.Errorf("plugin positions: %+v %+v", p.DefRange, p.Config.DefRange)
+				}
+				if p.Pool != 2 || p.TimeoutDur != 5*time.Second || p.MemoryBytes != 64<<20 || p.Grants.KVQuotaBytes != 10<<20 {
+					t.Errorf("plugin defaults: %+v %+v", p, p.Grants)
 				}
 			},
 		},
@@ -179,6 +183,11 @@ func TestParseProblems(t *testing.T) {
 		{"short write key", "workspace \"a\" {\n  write_key = \"short\"\n}\n", []string{"c.hcl:2:15: workspace.a.write_key: write key must be 16-128"}},
 		{"short bootstrap token", "admin {\n  bootstrap_token = \"abc\"\n}\n", []string{"c.hcl:2:21: admin.bootstrap_token: must be at least 24 characters"}},
 		{"workspace without label", "workspace {\n}\n", []string{"c.hcl:1:11: Missing id for workspace"}},
+		{"plugin without source", "plugin \"x\" {\n}\n", []string{`c.hcl:1:`, `Missing required argument`, `"source"`}},
+		{"plugin file without sha256", "plugin \"x\" {\n  source = \"/p/x.wasm\"\n}\n", []string{`c.hcl:1:1: plugin.x.sha256: a plugin file needs its lower-case hex SHA-256`}},
+		{"plugin bad source", "plugin \"x\" {\n  source = \"x.so\"\n}\n", []string{`c.hcl:2:12: plugin.x.source: "x.so" must be`}},
+		{"plugin bad limits", "plugin \"x\" {\n  source = \"builtin:null\"\n  pool = 0\n  timeout = \"forever\"\n  memory = \"1KiB\"\n}\n", []string{`c.hcl:4:13: plugin.x.timeout`, `c.hcl:5:12: plugin.x.memory: 1KiB must be between 4MiB and 4GiB`}},
+		{"plugin bad grant", "plugin \"x\" {\n  source = \"builtin:null\"\n  grants {\n    http_hosts = [\"ftp://a\", \"https://a/path\"]\n    colour = 1\n  }\n}\n", []string{`An argument named "colour" is not expected here`, `c.hcl:4:18: plugin.x.grants.http_hosts: "ftp://a" must be an origin`, `"https://a/path" must be an origin`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,7 +49,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	names := map[string]bool{}
-	for _, p := range c.Plugins {
+	for i := range c.Plugins {
+		p := &c.Plugins[i]
 		path := "plugin." + p.Name
 		if !pluginNamePattern.MatchString(p.Name) {
 			v.Add(path, "%q is not a valid plugin name: use a lower-case letter then letters, digits, '_' or '-'", p.Name)
@@ -58,8 +59,49 @@ func (c *Config) Validate() error {
 			v.Add(path, "plugin %q is declared twice", p.Name)
 		}
 		names[p.Name] = true
+		p.validate(v, path)
 	}
 	return v.OrNil()
+}
+
+var sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (p *Plugin) validate(v *errs.ValidationError, path string) {
+	switch {
+	case strings.HasPrefix(p.Source, "builtin:"):
+		if p.SHA256 != "" {
+			v.Add(path+".sha256", "bundled plugins are verified by the binary itself: remove sha256")
+		}
+	case strings.HasSuffix(p.Source, ".wasm"):
+		if !sha256Pattern.MatchString(p.SHA256) {
+			v.Add(path+".sha256", "a plugin file needs its lower-case hex SHA-256 (crosscast plugin build prints it; or: sha256sum %s)", p.Source)
+		}
+	default:
+		v.Add(path+".source", "%q must be \"builtin:NAME\" or the path of a .wasm file", p.Source)
+	}
+	if p.Pool == 0 {
+		p.Pool = 2
+	} else if p.Pool < 1 || p.Pool > 64 {
+		v.Add(path+".pool", "%d must be between 1 and 64", p.Pool)
+	}
+	if p.Timeout == "" {
+		p.Timeout = "5s"
+	}
+	p.TimeoutDur = durationField(v, path+".timeout", p.Timeout, time.Millisecond, 5*time.Minute)
+	if p.Memory == "" {
+		p.Memory = "64MiB"
+	}
+	p.MemoryBytes = sizeField(v, path+".memory", p.Memory, 4<<20, 4<<30)
+	if g := p.Grants; g != nil {
+		for _, h := range g.HTTPHosts {
+			if u, err := url.Parse(h); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+				v.Add(path+".grants.http_hosts", "%q must be an origin such as \"https://api.example.com\" or \"https://*.example.com:8443\"", h)
+			}
+		}
+		if g.KVQuota != "" {
+			g.KVQuotaBytes = sizeField(v, path+".grants.kv_quota", g.KVQuota, 1<<10, 1<<30)
+		}
+	}
 }
 
 func (s *Server) validate(v *errs.ValidationError) {
