@@ -44,6 +44,42 @@ type Plugin struct {
 
 	calls, failures, discarded, created atomic.Uint64
 	live                                atomic.Int64
+
+	// setup, once set by Configure, runs on every new instance before it serves a call.
+	setup atomic.Pointer[setupCall]
+}
+
+// setupCall is an entry point every instance runs once, right after it starts.
+type setupCall struct {
+	entry uint32
+	input []byte
+}
+
+// Configure makes every instance run entry with input right after it starts (the SDK's configure entry), replaces
+// the idle instances that started without it, and runs it on a fresh instance now, so that a configuration the
+// plugin refuses fails here rather than on a later call. Call it before the plugin serves calls: an instance busy
+// meanwhile keeps its old configuration until it is discarded.
+func (p *Plugin) Configure(ctx context.Context, entry uint32, input []byte) error {
+	p.setup.Store(&setupCall{entry: entry, input: bytes.Clone(input)})
+	p.mu.Lock()
+	stale := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, inst := range stale {
+		p.closeInstance(inst)
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.slots }()
+	inst, err := p.take(ctx)
+	if err != nil {
+		return fmt.Errorf("configuring plugin %q: %w", p.name, err)
+	}
+	p.put(inst)
+	return nil
 }
 
 // instance is one initialised wasm instance of a plugin, used by one call at a time.
@@ -389,6 +425,16 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		err := fmt.Errorf("%w while initialising", ErrTimeout)
 		p.discard(inst, "_initialize", err)
 		return nil, err
+	}
+	if s := p.setup.Load(); s != nil {
+		_, reusable, err := p.invoke(ctx, inst, s.entry, s.input)
+		if err == nil && !reusable {
+			err = fmt.Errorf("%w while configuring", ErrTimeout)
+		}
+		if err != nil {
+			p.discard(inst, "configure", err)
+			return nil, fmt.Errorf("configuring instance: %w", err)
+		}
 	}
 	return inst, nil
 }

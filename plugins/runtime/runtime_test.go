@@ -420,3 +420,31 @@ func TestCompilationCacheDir(t *testing.T) {
 		t.Fatalf("cache dir is empty after a load (%v)", err)
 	}
 }
+
+// Configure runs on every instance before it serves a call: instances started later (after a discard) get it too,
+// and a configuration the plugin refuses fails at Configure, not on a later call.
+func TestConfigureRunsOnEveryInstance(t *testing.T) {
+	rt, _ := newTestRuntime(t, Options{Pool: 1, Timeout: 300 * time.Millisecond})
+	p := load(t, rt, "echo")
+	ctx := context.Background()
+	// Entry 1 echoes: a harmless setup call that must succeed on each new instance.
+	if err := p.Configure(ctx, 1, []byte("cfg")); err != nil {
+		t.Fatal(err)
+	}
+	createdBefore := p.Stats().Created
+	// Kill the instance with a sleep past the deadline (entry 4): the next call needs a fresh, configured one.
+	sleep := []byte{0xe8, 0x03, 0, 0} // 1000 ms
+	if _, err := p.Call(ctx, 4, sleep); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	if out, err := p.Call(ctx, 1, []byte("x")); err != nil || string(out) != "x" {
+		t.Fatalf("call after discard: %q %v", out, err)
+	}
+	if p.Stats().Created <= createdBefore {
+		t.Fatalf("no new instance was created after the discard")
+	}
+	// Entry 2 answers with an error: a refused configuration fails Configure itself.
+	if err := p.Configure(ctx, 2, []byte("bad setting")); !errors.Is(err, ErrGuest) || !strings.Contains(err.Error(), "bad setting") {
+		t.Fatalf("refused configuration: %v", err)
+	}
+}
