@@ -69,7 +69,7 @@ func Parse(src []byte, filename string, lookup Lookup) (*Config, error) {
 		return nil, fromDiagnostics(diags, positions{})
 	}
 	idx := indexPositions(file.Body.(*hclsyntax.Body))
-	ctx := &hcl.EvalContext{Functions: map[string]function.Function{"env": envFunction(lookup)}}
+	ctx := EvalContext(lookup)
 	diags = gohcl.DecodeBody(file.Body, ctx, cfg)
 	problems := fromDiagnostics(diags, idx)
 	// Blocks absent from the file keep their DefaultConfig values: gohcl leaves non-nil block pointers alone.
@@ -78,6 +78,15 @@ func Parse(src []byte, filename string, lookup Lookup) (*Config, error) {
 		return nil, problems
 	}
 	return cfg, nil
+}
+
+// EvalContext is the evaluation context of every expression in the file: today the env() function. The plugin
+// platform uses it too when it decodes a plugin's config block, so env() works there as well.
+func EvalContext(lookup Lookup) *hcl.EvalContext {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	return &hcl.EvalContext{Functions: map[string]function.Function{"env": envFunction(lookup)}}
 }
 
 // envFunction is env("NAME") and env("NAME", "default"): the value of an environment variable, an error naming the

@@ -1,0 +1,299 @@
+// Package manager runs the plugins an operator configured: it resolves each plugin's source (bundled in the binary,
+// or a file whose SHA-256 must match), loads it under its own limits (plugins/runtime), checks its manifest and
+// that the capabilities it requests are exactly those granted, validates its config block against the schema it
+// declares, and configures it. It then serves calls behind a circuit breaker that quarantines a plugin that keeps
+// failing, reloads plugins atomically, and reports their state for the API.
+//
+// It imports core (config, errs, metrics) and the plugin runtime; core never imports it.
+package manager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/crosscast/crosscast/core/config"
+	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/plugins/bundled"
+	"github.com/crosscast/crosscast/plugins/runtime"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Entry points of ABI v1 (sdk/ABI.md).
+const (
+	entryManifest  = 1
+	entryConfigure = 2
+)
+
+// ErrQuarantined means the plugin failed too often and is resting; calls fail fast until its next trial.
+var ErrQuarantined = fmt.Errorf("plugin quarantined: %w", errs.ErrUnavailable)
+
+// Options configures the manager.
+type Options struct {
+	// CacheDir holds compiled plugins (wazero's compilation cache), so restarts skip compiling.
+	CacheDir string
+	Logger   hclog.Logger
+	// Lookup resolves env() in plugin config blocks; nil means the process environment.
+	Lookup config.Lookup
+	// Now is the clock for quarantine backoff; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manifest is what a plugin declares about itself (sdk.Manifest, as the host reads it).
+type Manifest struct {
+	ID           string        `json:"id"`
+	Version      string        `json:"version"`
+	Kind         string        `json:"kind"`
+	ABI          int           `json:"abi"`
+	Capabilities []string      `json:"capabilities"`
+	Config       []ConfigField `json:"config"`
+}
+
+// ConfigField is one attribute of a plugin's config block schema.
+type ConfigField struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Required bool   `json:"required"`
+	Secret   bool   `json:"secret"`
+}
+
+// Info is a plugin's state, as GET /api/v1/plugins shows it.
+type Info struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Version  string `json:"version"`
+	Source   string `json:"source"`
+	SHA256   string `json:"sha256"`
+	Status   string `json:"status"` // ready, quarantined, error
+	Error    string `json:"error"`
+	Calls    uint64 `json:"calls"`
+	Failures uint64 `json:"failures"`
+}
+
+// Manager owns the configured plugins.
+type Manager struct {
+	opts    Options
+	log     hclog.Logger
+	mu      sync.RWMutex
+	plugins map[string]*managed
+}
+
+// managed is one configured plugin across reloads.
+type managed struct {
+	spec    config.Plugin
+	current atomic.Pointer[loaded]
+	breaker breaker
+	calls   atomic.Uint64
+	fails   atomic.Uint64
+
+	mu      sync.Mutex // serialises reloads
+	lastErr atomic.Pointer[string]
+}
+
+// loaded is one loaded version of a plugin.
+type loaded struct {
+	rt       *runtime.Runtime
+	plugin   *runtime.Plugin
+	manifest Manifest
+	sha256   string
+}
+
+// DefaultSpecs are the plugin blocks in force when the operator declares none: every bundled plugin under its own
+// name, with the default limits.
+func DefaultSpecs() []config.Plugin {
+	var specs []config.Plugin
+	for _, name := range bundled.Names() {
+		specs = append(specs, config.Plugin{Name: name, Source: "builtin:" + name, Pool: 2, TimeoutDur: 5 * time.Second, MemoryBytes: 64 << 20})
+	}
+	return specs
+}
+
+// New loads every plugin in specs. A plugin that fails to load fails New, with every problem found, so a bad
+// plugin is reported at start; plugins already loaded are closed again.
+func New(ctx context.Context, opts Options, specs []config.Plugin) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Manager{opts: opts, log: opts.Logger.Named("plugins"), plugins: map[string]*managed{}}
+	var problems []string
+	for _, spec := range specs {
+		l, err := m.load(ctx, spec)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		mp := &managed{spec: spec}
+		mp.current.Store(l)
+		m.plugins[spec.Name] = mp
+		m.log.Info("plugin ready", "plugin", spec.Name, "id", l.manifest.ID, "version", l.manifest.Version, "kind", l.manifest.Kind)
+	}
+	if len(problems) > 0 {
+		_ = m.Close(context.Background())
+		return nil, fmt.Errorf("loading plugins:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return m, nil
+}
+
+// load runs every step of loading one plugin version; on failure nothing of it stays open.
+func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("plugin %q: %w", spec.Name, err)
+		}
+	}()
+	wasm, sum, err := readSource(spec)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := runtime.New(ctx, runtime.Options{
+		CacheDir: m.opts.CacheDir, Pool: spec.Pool, Timeout: spec.TimeoutDur,
+		MemoryLimit: uint64(spec.MemoryBytes), Logger: m.opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = rt.Close(context.Background())
+		}
+	}()
+	p, err := rt.Load(ctx, spec.Name, wasm)
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.Call(ctx, entryManifest, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading its manifest: %w", err)
+	}
+	var man Manifest
+	if err := json.Unmarshal(out, &man); err != nil {
+		return nil, fmt.Errorf("its manifest is not valid JSON: %w", err)
+	}
+	if err := checkManifest(man); err != nil {
+		return nil, err
+	}
+	if err := checkGrants(spec, man); err != nil {
+		return nil, err
+	}
+	cfg, err := decodeConfig(spec, man, config.EvalContext(m.opts.Lookup))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Configure(ctx, entryConfigure, cfg); err != nil {
+		return nil, fmt.Errorf("the plugin refused its configuration: %w", err)
+	}
+	return &loaded{rt: rt, plugin: p, manifest: man, sha256: sum}, nil
+}
+
+// readSource returns the module's bytes and their SHA-256, checking a file's against the configured one before
+// anything compiles it.
+func readSource(spec config.Plugin) ([]byte, string, error) {
+	var wasm []byte
+	if name, ok := strings.CutPrefix(spec.Source, "builtin:"); ok {
+		b, err := bundled.Wasm(name)
+		if err != nil {
+			return nil, "", err
+		}
+		wasm = b
+	} else {
+		b, err := os.ReadFile(spec.Source)
+		if err != nil {
+			return nil, "", fmt.Errorf("reading %s: %w", spec.Source, err)
+		}
+		wasm = b
+	}
+	h := sha256.Sum256(wasm)
+	sum := hex.EncodeToString(h[:])
+	if spec.SHA256 != "" && sum != spec.SHA256 {
+		return nil, "", fmt.Errorf("%s has SHA-256 %s, but the configuration expects %s: refusing to load it", spec.Source, sum, spec.SHA256)
+	}
+	return wasm, sum, nil
+}
+
+var semver = regexp.MustCompile(`^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$`)
+
+func checkManifest(man Manifest) error {
+	var problems []string
+	if man.ABI != 1 {
+		problems = append(problems, fmt.Sprintf("it implements ABI version %d; this crosscast implements version 1", man.ABI))
+	}
+	switch man.Kind {
+	case "channel", "scorer", "connector":
+	default:
+		problems = append(problems, fmt.Sprintf("unknown kind %q", man.Kind))
+	}
+	if man.ID == "" {
+		problems = append(problems, "its manifest has no id")
+	}
+	if !semver.MatchString(man.Version) {
+		problems = append(problems, fmt.Sprintf("version %q is not semver (1.2.3)", man.Version))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("bad manifest: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkGrants requires the plugin's requested capabilities and the operator's grants to match exactly: a plugin
+// gets no capability it did not ask for, and an operator learns at once when a grant is missing or useless.
+func checkGrants(spec config.Plugin, man Manifest) error {
+	granted := map[string]bool{}
+	if g := spec.Grants; g != nil {
+		if len(g.HTTPHosts) > 0 {
+			granted["http"] = true
+		}
+		if g.SMTPRelay != "" {
+			granted["smtp"] = true
+		}
+		if g.KVQuota != "" {
+			granted["kv"] = true
+		}
+	}
+	requested := map[string]bool{}
+	var problems []string
+	for _, c := range man.Capabilities {
+		requested[c] = true
+		switch c {
+		case "http", "smtp", "kv", "secrets", "metrics":
+		default:
+			problems = append(problems, fmt.Sprintf("it requests an unknown capability %q", c))
+			continue
+		}
+		if !granted[c] && c != "secrets" && c != "metrics" {
+			problems = append(problems, fmt.Sprintf("it requests the %s capability, which is not granted: add it to grants { } (%s)", c, grantHint(c)))
+		}
+	}
+	for c := range granted {
+		if !requested[c] {
+			problems = append(problems, fmt.Sprintf("grants give it %s, which it does not request: remove that grant", c))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func grantHint(c string) string {
+	switch c {
+	case "http":
+		return `http_hosts = ["https://..."]`
+	case "smtp":
+		return `smtp_relay = "relay"`
+	}
+	return `kv_quota = "10MiB"`
+}

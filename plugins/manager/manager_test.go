@@ -1,0 +1,193 @@
+package manager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crosscast/crosscast/core/config"
+	"github.com/crosscast/crosscast/plugins/bundled"
+	"github.com/crosscast/crosscast/sdk/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+func opts(t *testing.T) Options {
+	return Options{CacheDir: filepath.Join(os.TempDir(), "crosscast-test-wasm-cache"), Logger: hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Info})}
+}
+
+// specs parses plugin blocks the way the server does.
+func specs(t *testing.T, src string) []config.Plugin {
+	t.Helper()
+	cfg, err := config.Parse([]byte(src), "test.hcl", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg.Plugins
+}
+
+func nullFile(t *testing.T) (string, string) {
+	t.Helper()
+	b, err := bundled.Wasm("null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "null.wasm")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return path, hex.EncodeToString(h[:])
+}
+
+func send(t *testing.T, m *Manager, name string) error {
+	t.Helper()
+	w := wire.NewWriter(nil)
+	(&wire.SendRequest{Messages: []wire.Message{{ID: "a"}}}).Encode(w)
+	out, err := m.Call(context.Background(), name, 16, w.Bytes())
+	if err != nil {
+		return err
+	}
+	resp, err := wire.DecodeSendResponse(out)
+	if err != nil || len(resp.Results) != 1 || resp.Results[0].Status != wire.StatusDelivered {
+		t.Fatalf("send: %+v %v", resp, err)
+	}
+	return nil
+}
+
+// With no plugin blocks, the bundled plugins run under their own names.
+func TestDefaultsLoadBundledPlugins(t *testing.T) {
+	m, err := New(context.Background(), opts(t), DefaultSpecs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	list := m.List()
+	if len(list) == 0 || list[0].Name != "null" || list[0].Status != "ready" || list[0].Kind != "channel" || len(list[0].SHA256) != 64 {
+		t.Fatalf("%+v", list)
+	}
+	if err := send(t, m, "null"); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.List()[0]; got.Calls != 1 || got.Failures != 0 {
+		t.Fatalf("counters %+v", got)
+	}
+	if _, err := m.Call(context.Background(), "nope", 16, nil); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("unknown plugin: %v", err)
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	path, sum := nullFile(t)
+	tests := []struct {
+		name string
+		src  string
+		want string
+	}{
+		{"sha256 mismatch", `plugin "n" {
+  source = "` + path + `"
+  sha256 = "` + strings.Repeat("0", 64) + `"
+}`, "refusing to load it"},
+		{"missing file", `plugin "n" {
+  source = "/nonexistent/x.wasm"
+  sha256 = "` + sum + `"
+}`, "no such file"},
+		{"unknown bundled plugin", `plugin "n" {
+  source = "builtin:nope"
+}`, "no bundled plugin"},
+		{"grant not requested", `plugin "n" {
+  source = "builtin:null"
+  grants {
+    http_hosts = ["https://api.example.com"]
+  }
+}`, "grants give it http, which it does not request"},
+		{"config attribute the plugin does not declare", `plugin "n" {
+  source = "builtin:null"
+  config {
+    colour = "blue"
+  }
+}`, `test.hcl:4:5: Unsupported argument: An argument named "colour" is not expected here`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(context.Background(), opts(t), specs(t, tt.src))
+			if err == nil {
+				m.Close(context.Background())
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `plugin "n"`) {
+				t.Fatalf("error %q lacks %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFileSourceAndReload(t *testing.T) {
+	path, sum := nullFile(t)
+	m, err := New(context.Background(), opts(t), specs(t, `plugin "mail" {
+  source = "`+path+`"
+  sha256 = "`+sum+`"
+  pool = 1
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	if err := send(t, m, "mail"); err != nil {
+		t.Fatal(err)
+	}
+	// A good reload swaps versions and keeps serving.
+	info, err := m.Reload(context.Background(), "mail")
+	if err != nil || info.Status != "ready" || info.Error != "" {
+		t.Fatalf("reload: %+v %v", info, err)
+	}
+	if err := send(t, m, "mail"); err != nil {
+		t.Fatalf("after reload: %v", err)
+	}
+	// The file changes under us: the reload fails on the checksum, the previous version keeps serving.
+	if err := os.WriteFile(path, []byte("\x00asm garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, err = m.Reload(context.Background(), "mail")
+	if err == nil || !strings.Contains(err.Error(), "SHA-256") || !strings.Contains(info.Error, "previous version still serving") {
+		t.Fatalf("bad reload: %+v %v", info, err)
+	}
+	if err := send(t, m, "mail"); err != nil {
+		t.Fatalf("old version stopped serving after a failed reload: %v", err)
+	}
+}
+
+// The breaker quarantines after repeated failures, lets one trial through after the backoff, and doubles the
+// backoff when the trial fails.
+func TestBreaker(t *testing.T) {
+	var b breaker
+	now := time.Unix(0, 0)
+	boom := errors.New("trap")
+	for i := 0; i < breakerThreshold-1; i++ {
+		if !b.allow(now) || b.record(now, boom) {
+			t.Fatalf("quarantined after %d failures", i+1)
+		}
+	}
+	if !b.allow(now) || !b.record(now, boom) {
+		t.Fatal("not quarantined at the threshold")
+	}
+	if b.allow(now.Add(breakerMin - time.Millisecond)) {
+		t.Fatal("call allowed during quarantine")
+	}
+	later := now.Add(breakerMin)
+	if !b.allow(later) || b.allow(later) {
+		t.Fatal("want exactly one trial after the backoff")
+	}
+	if !b.record(later, boom) || b.allow(later.Add(breakerMin)) || !b.allow(later.Add(2*breakerMin)) {
+		t.Fatal("a failed trial should double the backoff")
+	}
+	b.record(later, nil)
+	if q, _ := b.state(later); q || !b.allow(later) {
+		t.Fatal("a successful call should close the breaker")
+	}
+}
