@@ -20,6 +20,7 @@ import (
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/crosscast/crosscast/plugins/manager"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 )
@@ -72,7 +73,14 @@ func newFixture(t testing.TB) *fixture {
 		}
 		f.tokens[name] = secret
 	}
-	f.deps = admin.Deps{Workspaces: ws, Auth: as, Store: st, Metrics: reg, Logger: log, Version: "test"}
+	plugins, err := manager.New(context.Background(), manager.Options{
+		CacheDir: filepath.Join(os.TempDir(), "crosscast-test-wasm-cache"), Logger: log,
+	}, manager.DefaultSpecs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plugins.Close(context.Background()) })
+	f.deps = admin.Deps{Workspaces: ws, Auth: as, Store: st, Plugins: plugins, Metrics: reg, Logger: log, Version: "test"}
 	f.srv = admin.New(f.deps, admin.Options{MaxBody: 4096})
 	f.srv.SetReady(true)
 	return f
@@ -171,6 +179,11 @@ func TestAPIScenarios(t *testing.T) {
 		{"list tokens hides secrets", "GET", "/api/v1/tokens", "owner", "", 200, "", []string{`"name":"acme admin"`}},
 		{"list tokens as viewer forbidden", "GET", "/api/v1/tokens", "acme-viewer", "", 403, "forbidden", nil},
 		{"revoke unknown", "DELETE", "/api/v1/tokens/aaaaaaaaaaaaaaaa", "owner", "", 404, "not_found", nil},
+		{"list plugins", "GET", "/api/v1/plugins", "global-viewer", "", 200, "", []string{`"name":"null"`, `"kind":"channel"`, `"status":"ready"`, `"sha256":"`}},
+		{"list plugins needs a server-wide token", "GET", "/api/v1/plugins", "acme-admin", "", 403, "forbidden", nil},
+		{"reload plugin", "POST", "/api/v1/plugins/null/reload", "owner", "", 200, "", []string{`"name":"null"`, `"status":"ready"`}},
+		{"reload unknown plugin", "POST", "/api/v1/plugins/nope/reload", "owner", "", 404, "not_found", nil},
+		{"reload needs an owner", "POST", "/api/v1/plugins/null/reload", "global-viewer", "", 403, "forbidden", nil},
 		{"backup forbidden for scoped admin", "GET", "/api/v1/backup", "acme-admin", "", 403, "forbidden", nil},
 	}
 	f := newFixture(t)

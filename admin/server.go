@@ -33,6 +33,7 @@ type Deps struct {
 	Workspaces *workspaces.Service
 	Auth       *auth.Service
 	Store      Store
+	Plugins    Plugins
 	Metrics    *metrics.Registry
 	Logger     hclog.Logger
 	// Version is reported by /healthz.
@@ -114,6 +115,8 @@ func (s *Server) routes() {
 	api.Post("/tokens", s.createToken)
 	api.Delete("/tokens/:id", s.revokeToken)
 	api.Get("/backup", s.backup)
+	api.Get("/plugins", s.listPlugins)
+	api.Post("/plugins/:name/reload", s.reloadPlugin)
 
 	app.Use(s.unmatched)
 	s.indexRoutes()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/crosscast/crosscast/admin"
@@ -16,6 +17,7 @@ import (
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/crosscast/crosscast/plugins/manager"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -147,9 +149,38 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 		return err
 	}
 
+	specs := cfg.Plugins
+	if len(specs) == 0 {
+		specs = manager.DefaultSpecs()
+	}
+	plugins, err := manager.New(ctx, manager.Options{
+		CacheDir: filepath.Join(cfg.Storage.DataDir, "plugin-cache"), Logger: log,
+	}, specs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closing, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeoutDur)
+		defer cancel()
+		if err := plugins.Close(closing); err != nil {
+			log.Warn("closing plugins", "error", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading plugins")
+			for _, err := range plugins.ReloadAll(ctx) {
+				log.Error("plugin reload failed; previous version still serving", "error", err)
+			}
+		}
+	}()
+
 	v, _, _ := buildInfo()
 	srv := admin.New(admin.Deps{
-		Workspaces: wsSvc, Auth: authSvc, Store: st, Metrics: reg, Logger: log, Version: v,
+		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Metrics: reg, Logger: log, Version: v,
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, ReadTimeout: cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
 	})
