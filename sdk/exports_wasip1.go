@@ -3,6 +3,7 @@
 package sdk
 
 import (
+	"errors"
 	"runtime"
 	"unsafe"
 
@@ -66,4 +67,28 @@ func logLine(level Level, msg string) {
 	b := []byte(msg)
 	hostLog(uint32(level), uint32(uintptr(unsafe.Pointer(&b[0]))), uint32(len(b)))
 	runtime.KeepAlive(b)
+}
+
+//go:wasmimport crosscast_v1 http
+func hostHTTP(ptr, length uint32) uint64
+
+//go:wasmimport crosscast_v1 take
+func hostTake(ptr, length uint32) uint32
+
+// hostCall hands an encoded request to the host's http import and takes its answer.
+func hostCall(req []byte) ([]byte, error) {
+	var p uint32
+	if len(req) > 0 {
+		p = uint32(uintptr(unsafe.Pointer(&req[0])))
+	}
+	n := uint32(hostHTTP(p, uint32(len(req))))
+	runtime.KeepAlive(req)
+	if n == 0 {
+		return nil, errors.New("http: empty answer from the host")
+	}
+	out := make([]byte, n)
+	if hostTake(uint32(uintptr(unsafe.Pointer(&out[0]))), n) != n {
+		return nil, errors.New("http: the host's answer could not be taken")
+	}
+	return out, nil
 }

@@ -158,9 +158,13 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	if err != nil {
 		return nil, err
 	}
+	httpFunc, _, err := httpCapability(spec, m.log)
+	if err != nil {
+		return nil, err
+	}
 	rt, err := runtime.New(ctx, runtime.Options{
 		CacheDir: m.opts.CacheDir, Pool: spec.Pool, Timeout: spec.TimeoutDur,
-		MemoryLimit: uint64(spec.MemoryBytes), Logger: m.opts.Logger,
+		MemoryLimit: uint64(spec.MemoryBytes), Logger: m.opts.Logger, HTTP: httpFunc,
 	})
 	if err != nil {
 		return nil, err

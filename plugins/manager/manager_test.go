@@ -37,7 +37,13 @@ func nullFile(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "null.wasm")
+	return writeTemp(t, b)
+}
+
+// writeTemp writes a module to a temp file and returns its path and SHA-256.
+func writeTemp(t *testing.T, b []byte) (string, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plugin.wasm")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

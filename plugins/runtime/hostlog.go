@@ -24,7 +24,9 @@ const (
 
 // hostImports are the functions of crosscast_v1 and their signatures, checked at load.
 var hostImports = map[string]funcSig{
-	"log": {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}},
+	"log":  {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}},
+	"http": {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI64}},
+	"take": {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI32}},
 }
 
 // errBadLogPointer is raised (as a panic, which wazero turns into the call's error) when a guest passes log a
@@ -41,13 +43,12 @@ func withPlugin(ctx context.Context, p *Plugin) context.Context {
 
 // instantiateHostModule defines crosscast_v1 in rt.
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
-	sig := hostImports["log"]
-	_, err := rt.NewHostModuleBuilder(HostModule).
-		NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(hostLog), sig.params, sig.results).
-		WithParameterNames("level", "ptr", "len").
-		Export("log").
-		Instantiate(ctx)
+	b := rt.NewHostModuleBuilder(HostModule)
+	for name, fn := range map[string]api.GoModuleFunc{"log": hostLog, "http": hostHTTP, "take": hostTake} {
+		sig := hostImports[name]
+		b = b.NewFunctionBuilder().WithGoModuleFunction(fn, sig.params, sig.results).Export(name)
+	}
+	_, err := b.Instantiate(ctx)
 	return err
 }
 

@@ -92,6 +92,8 @@ type instance struct {
 	// done is the running call's ctx.Done(), set and read only on the goroutine that calls into the instance (host
 	// functions run on it), so that a guest asleep in poll_oneoff wakes at the deadline.
 	done <-chan struct{}
+	// pending is a host function's answer waiting for the guest's take (same goroutine as done).
+	pending []byte
 }
 
 // sleep is the instance's nanosleep (WASI poll_oneoff on a clock): it ends early when the call's deadline passes.
@@ -211,9 +213,9 @@ func (p *Plugin) Call(ctx context.Context, entry uint32, input []byte) (out []by
 func (p *Plugin) invoke(ctx context.Context, inst *instance, entry uint32, input []byte) (out []byte, reusable bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, p.rt.opts.Timeout)
 	defer cancel()
-	cctx = withPlugin(cctx, p)
+	cctx = withInstance(withPlugin(cctx, p), inst)
 	inst.done = cctx.Done()
-	defer func() { inst.done = nil }()
+	defer func() { inst.done, inst.pending = nil, nil }()
 	inst.stdout.Reset()
 	inst.stderr.Reset()
 

@@ -158,3 +158,29 @@ func BenchmarkSendRequestDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/item")
 }
+
+func TestHTTPRoundTrip(t *testing.T) {
+	q := HTTPRequest{Method: "POST", URL: "https://api.example.com/v1/messages?x=1", Headers: Pairs{{"Authorization", "Bearer t"}, {"Content-Type", "application/json"}}, Body: []byte(`{"to":"+33"}`)}
+	w := NewWriter(nil)
+	q.Encode(w)
+	got, err := DecodeHTTPRequest(w.Bytes())
+	if err != nil || !reflect.DeepEqual(got, q) {
+		t.Fatalf("request: %+v %v", got, err)
+	}
+	for _, p := range []HTTPResponse{
+		{Status: 201, Headers: Pairs{{"Content-Type", "application/json"}}, Body: []byte(`{"sid":"SM1"}`)},
+		{Error: "origin https://evil.example not granted"},
+	} {
+		w.Reset()
+		p.Encode(w)
+		got, err := DecodeHTTPResponse(w.Bytes())
+		if err != nil || !reflect.DeepEqual(got, p) {
+			t.Fatalf("response: %+v %v", got, err)
+		}
+	}
+	for n := 0; n < len(w.Bytes()); n++ {
+		if _, err := DecodeHTTPResponse(w.Bytes()[:n]); err == nil {
+			t.Fatalf("truncated response accepted at %d", n)
+		}
+	}
+}

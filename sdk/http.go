@@ -1,0 +1,36 @@
+package sdk
+
+import (
+	"errors"
+
+	"github.com/crosscast/crosscast/sdk/wire"
+)
+
+// HTTP request and response of the http capability.
+type (
+	HTTPRequest  = wire.HTTPRequest
+	HTTPResponse = wire.HTTPResponse
+	Pairs        = wire.Pairs
+	Pair         = wire.Pair
+)
+
+// HTTP sends a request through the host, which checks it against the operator's grants: the origin must be
+// granted, every redirect is checked again, and loopback, private and link-local addresses are refused unless
+// granted. Request "http" in Manifest.Capabilities. A refused or failed request returns an error; an HTTP error
+// status (4xx, 5xx) is a response, not an error.
+func HTTP(req HTTPRequest) (HTTPResponse, error) {
+	w := wire.NewWriter(nil)
+	req.Encode(w)
+	out, err := hostCall(w.Bytes())
+	if err != nil {
+		return HTTPResponse{}, err
+	}
+	resp, err := wire.DecodeHTTPResponse(out)
+	if err != nil {
+		return HTTPResponse{}, err
+	}
+	if resp.Error != "" {
+		return resp, errors.New(resp.Error)
+	}
+	return resp, nil
+}
