@@ -25,6 +25,7 @@ import (
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/plugins/bundled"
+	"github.com/crosscast/crosscast/plugins/netguard"
 	"github.com/crosscast/crosscast/plugins/runtime"
 	"github.com/hashicorp/go-hclog"
 )
@@ -106,6 +107,16 @@ type loaded struct {
 	plugin   *runtime.Plugin
 	manifest Manifest
 	sha256   string
+	http     *netguard.Client // nil without the http capability
+}
+
+// close drains the version's calls (until ctx ends) and frees its instances and connections.
+func (l *loaded) close(ctx context.Context) error {
+	err := l.rt.Close(ctx)
+	if l.http != nil {
+		l.http.CloseIdleConnections()
+	}
+	return err
 }
 
 // DefaultSpecs are the plugin blocks in force when the operator declares none: every bundled plugin under its own
@@ -158,7 +169,7 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	if err != nil {
 		return nil, err
 	}
-	httpFunc, _, err := httpCapability(spec, m.log)
+	httpFunc, httpClient, err := httpCapability(spec, m.log)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +210,7 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	if err := p.Configure(ctx, entryConfigure, cfg); err != nil {
 		return nil, fmt.Errorf("the plugin refused its configuration: %w", err)
 	}
-	return &loaded{rt: rt, plugin: p, manifest: man, sha256: sum}, nil
+	return &loaded{rt: rt, plugin: p, manifest: man, sha256: sum, http: httpClient}, nil
 }
 
 // readSource returns the module's bytes and their SHA-256, checking a file's against the configured one before

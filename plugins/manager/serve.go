@@ -202,7 +202,7 @@ func (m *Manager) Reload(ctx context.Context, name string) (Info, error) {
 	m.log.Info("plugin reloaded", "plugin", name, "version", l.manifest.Version, "sha256", l.sha256)
 	drain, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := old.rt.Close(drain); err != nil {
+	if err := old.close(drain); err != nil {
 		m.log.Warn("closing the previous version of a plugin", "plugin", name, "error", err)
 	}
 	return m.info(name, mp), nil
@@ -260,7 +260,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	var errsOut []string
 	for name, mp := range plugins {
-		if err := mp.current.Load().rt.Close(ctx); err != nil {
+		if err := mp.current.Load().close(ctx); err != nil {
 			errsOut = append(errsOut, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
