@@ -28,6 +28,7 @@ func commands() []command {
 		{"config", "validate a configuration file or print the annotated example", configCmd},
 		{"backup", "write a consistent backup of a data dir (offline) or of a running server", backupCmd},
 		{"restore", "restore a backup into a new data dir", restoreCmd},
+		{"plugin", "build, inspect and try plugins", pluginCmd},
 		{"healthcheck", "exit 0 if a running server reports healthy (for container health checks)", healthcheckCmd},
 		{"version", "print version, commit and Go version", versionCmd},
 	}
