@@ -197,3 +197,24 @@ func TestBreaker(t *testing.T) {
 		t.Fatal("a successful call should close the breaker")
 	}
 }
+
+// A plugin built against ABI v1 by an earlier SDK (committed in testdata/abi-v1, never rebuilt) still loads and
+// sends under the current host: plugins in the field keep working across host upgrades.
+func TestABIv1FixtureStillLoads(t *testing.T) {
+	b, err := os.ReadFile("testdata/abi-v1/null.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, sum := writeTemp(t, b)
+	m, err := New(context.Background(), opts(t), specs(t, "plugin \"old\" {\n  source = \""+path+"\"\n  sha256 = \""+sum+"\"\n}\n"))
+	if err != nil {
+		t.Fatalf("the ABI v1 fixture no longer loads: %v", err)
+	}
+	defer m.Close(context.Background())
+	if err := send(t, m, "old"); err != nil {
+		t.Fatalf("the ABI v1 fixture no longer sends: %v", err)
+	}
+	if info := m.List()[0]; info.Version != "1.0.0" || info.Kind != "channel" {
+		t.Fatalf("%+v", info)
+	}
+}
