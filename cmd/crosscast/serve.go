@@ -154,7 +154,7 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 		specs = manager.DefaultSpecs()
 	}
 	plugins, err := manager.New(ctx, manager.Options{
-		CacheDir: filepath.Join(cfg.Storage.DataDir, "plugin-cache"), Logger: log,
+		CacheDir: filepath.Join(cfg.Storage.DataDir, "plugin-cache"), Logger: log, Metrics: reg,
 	}, specs)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/plugins/bundled"
 	"github.com/crosscast/crosscast/plugins/netguard"
 	"github.com/crosscast/crosscast/plugins/runtime"
@@ -48,6 +49,8 @@ type Options struct {
 	Lookup config.Lookup
 	// Now is the clock for quarantine backoff; nil means time.Now.
 	Now func() time.Time
+	// Metrics receives per-plugin call counts and latency; nil uses a private registry.
+	Metrics *metrics.Registry
 }
 
 // Manifest is what a plugin declares about itself (sdk.Manifest, as the host reads it).
@@ -87,6 +90,9 @@ type Manager struct {
 	log     hclog.Logger
 	mu      sync.RWMutex
 	plugins map[string]*managed
+
+	callsTotal  *metrics.CounterVec
+	callSeconds *metrics.HistogramVec
 }
 
 // managed is one configured plugin across reloads.
@@ -138,7 +144,16 @@ func New(ctx context.Context, opts Options, specs []config.Plugin) (*Manager, er
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewRegistry()
+	}
 	m := &Manager{opts: opts, log: opts.Logger.Named("plugins"), plugins: map[string]*managed{}}
+	m.callsTotal = opts.Metrics.Counter("crosscast_plugin_calls_total",
+		"Plugin calls by plugin and result: ok, guest_error (the plugin's own error answer), failed (trap, timeout, protocol), quarantined (refused while resting).",
+		"plugin", "result")
+	m.callSeconds = opts.Metrics.Histogram("crosscast_plugin_call_seconds",
+		"Plugin call latency, waiting for a free instance included.", metrics.LatencyBuckets, "plugin")
+	opts.Metrics.GaugeFunc("crosscast_plugins_quarantined", "Plugins in quarantine now.", m.quarantined)
 	var problems []string
 	for _, spec := range specs {
 		l, err := m.load(ctx, spec)

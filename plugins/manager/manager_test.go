@@ -83,6 +83,15 @@ func TestDefaultsLoadBundledPlugins(t *testing.T) {
 	if got := m.List()[0]; got.Calls != 1 || got.Failures != 0 {
 		t.Fatalf("counters %+v", got)
 	}
+	var text strings.Builder
+	if err := m.opts.Metrics.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`crosscast_plugin_calls_total{plugin="null",result="ok"} 1`, `crosscast_plugin_call_seconds_count{plugin="null"} 1`, `crosscast_plugins_quarantined 0`} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	if _, err := m.Call(context.Background(), "nope", 16, nil); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("unknown plugin: %v", err)
 	}

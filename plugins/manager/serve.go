@@ -147,11 +147,22 @@ func (m *Manager) Call(ctx context.Context, name string, entry uint32, input []b
 	}
 	now := m.opts.Now()
 	if !mp.breaker.allow(now) {
+		m.callsTotal.With(name, "quarantined").Inc()
 		return nil, fmt.Errorf("plugin %q: %w", name, ErrQuarantined)
 	}
 	l := mp.current.Load()
 	mp.calls.Add(1)
+	start := time.Now()
 	out, err := l.plugin.Call(ctx, entry, input)
+	m.callSeconds.With(name).ObserveDuration(time.Since(start))
+	switch {
+	case err == nil:
+		m.callsTotal.With(name, "ok").Inc()
+	case isGuestAnswer(err):
+		m.callsTotal.With(name, "guest_error").Inc()
+	default:
+		m.callsTotal.With(name, "failed").Inc()
+	}
 	counted := err
 	if errors.Is(err, errs.ErrUnavailable) || errors.Is(err, context.Canceled) || isGuestAnswer(err) {
 		counted = nil // the caller's cancellation or the plugin's considered answer is not a plugin fault
@@ -250,6 +261,16 @@ func (m *Manager) info(name string, mp *managed) Info {
 		in.Error = *e // a failed reload: the previous version is still the one serving
 	}
 	return in
+}
+
+func (m *Manager) quarantined() float64 {
+	n := 0
+	for _, info := range m.List() {
+		if info.Status == "quarantined" {
+			n++
+		}
+	}
+	return float64(n)
 }
 
 // Close drains and closes every plugin.
