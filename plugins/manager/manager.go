@@ -90,6 +90,7 @@ type Manager struct {
 	log     hclog.Logger
 	mu      sync.RWMutex
 	plugins map[string]*managed
+	closed  bool
 
 	callsTotal  *metrics.CounterVec
 	callSeconds *metrics.HistogramVec
@@ -188,6 +189,11 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && httpClient != nil {
+			httpClient.CloseIdleConnections()
+		}
+	}()
 	rt, err := runtime.New(ctx, runtime.Options{
 		CacheDir: m.opts.CacheDir, Pool: spec.Pool, Timeout: spec.TimeoutDur,
 		MemoryLimit: uint64(spec.MemoryBytes), Logger: m.opts.Logger, HTTP: httpFunc,

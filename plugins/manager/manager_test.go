@@ -177,33 +177,42 @@ func TestFileSourceAndReload(t *testing.T) {
 	}
 }
 
-// The breaker quarantines after repeated failures, lets one trial through after the backoff, and doubles the
-// backoff when the trial fails.
+// The breaker quarantines after repeated failures, from the moment of the failure; ignores calls that started
+// before a quarantine; lets one trial through after the backoff; doubles the backoff when the trial fails.
 func TestBreaker(t *testing.T) {
 	var b breaker
-	now := time.Unix(0, 0)
+	t0 := time.Unix(1000, 0)
 	boom := errors.New("trap")
 	for i := 0; i < breakerThreshold-1; i++ {
-		if !b.allow(now) || b.record(now, boom) {
+		if !b.allow(t0) || b.record(t0, t0, boom) {
 			t.Fatalf("quarantined after %d failures", i+1)
 		}
 	}
-	if !b.allow(now) || !b.record(now, boom) {
+	end := t0.Add(5 * time.Second) // a call that timed out after 5 s: the quarantine starts when it ends
+	if !b.allow(t0) || !b.record(t0, end, boom) {
 		t.Fatal("not quarantined at the threshold")
 	}
-	if b.allow(now.Add(breakerMin - time.Millisecond)) {
+	if q, _ := b.state(end); !q || b.allow(end.Add(breakerMin-time.Millisecond)) {
 		t.Fatal("call allowed during quarantine")
 	}
-	later := now.Add(breakerMin)
-	if !b.allow(later) || b.allow(later) {
+	// Calls that started before the quarantine neither extend it nor lift it.
+	if b.record(t0, end.Add(time.Second), boom) || b.record(t0, end.Add(time.Second), nil) {
+		t.Fatal("a pre-quarantine failure escalated")
+	}
+	if q, _ := b.state(end.Add(time.Second)); !q {
+		t.Fatal("a pre-quarantine success lifted the quarantine")
+	}
+	trial := end.Add(breakerMin)
+	if !b.allow(trial) || b.allow(trial) {
 		t.Fatal("want exactly one trial after the backoff")
 	}
-	if !b.record(later, boom) || b.allow(later.Add(breakerMin)) || !b.allow(later.Add(2*breakerMin)) {
+	if !b.record(trial, trial, boom) || b.allow(trial.Add(breakerMin)) || !b.allow(trial.Add(2*breakerMin)) {
 		t.Fatal("a failed trial should double the backoff")
 	}
-	b.record(later, nil)
+	later := trial.Add(2 * breakerMin)
+	b.record(later, later, nil)
 	if q, _ := b.state(later); q || !b.allow(later) {
-		t.Fatal("a successful call should close the breaker")
+		t.Fatal("a successful trial should close the breaker")
 	}
 }
 

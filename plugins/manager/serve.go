@@ -79,11 +79,13 @@ func ctyType(t string) (cty.Type, error) {
 }
 
 // breaker quarantines a plugin after consecutive failures, for a backoff that doubles up to a ceiling; once the
-// backoff ends, one trial call decides between ready and a longer quarantine.
+// backoff ends, one trial call decides between ready and a longer quarantine. Outcomes of calls that started
+// before the current quarantine began change nothing: they say nothing about the plugin since.
 type breaker struct {
 	mu        sync.Mutex
 	failures  int
-	until     time.Time
+	since     time.Time // when the current quarantine began
+	until     time.Time // zero when not in quarantine
 	backoff   time.Duration
 	trial     bool
 	lastError string
@@ -109,33 +111,44 @@ func (b *breaker) allow(now time.Time) bool {
 	return true
 }
 
-// record notes a call's outcome and reports whether it just put the plugin in quarantine.
-func (b *breaker) record(now time.Time, err error) bool {
+// record notes the outcome of a call that started at started and ended at now, and reports whether it just put
+// the plugin in quarantine. err is nil for outcomes that are not the plugin's fault.
+func (b *breaker) record(started, now time.Time, err error) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.until.IsZero() && started.Before(b.since) {
+		return false
+	}
 	if err == nil {
-		b.failures, b.until, b.backoff, b.trial = 0, time.Time{}, 0, false
+		if b.until.IsZero() || b.trial {
+			b.failures, b.since, b.until, b.backoff, b.trial = 0, time.Time{}, time.Time{}, 0, false
+		}
 		return false
 	}
 	b.lastError = err.Error()
 	b.failures++
-	if b.trial || b.failures >= breakerThreshold {
-		switch {
-		case b.backoff == 0:
-			b.backoff = breakerMin
-		case b.backoff < breakerMax:
-			b.backoff = min(2*b.backoff, breakerMax)
-		}
-		b.until, b.trial = now.Add(b.backoff), false
-		return true
+	switch {
+	case b.trial: // the trial failed: rest longer
+		b.backoff = min(2*b.backoff, breakerMax)
+	case b.until.IsZero() && b.failures >= breakerThreshold:
+		b.backoff = breakerMin
+	default:
+		return false
 	}
-	return false
+	b.since, b.until, b.trial = now, now.Add(b.backoff), false
+	return true
+}
+
+func (b *breaker) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures, b.since, b.until, b.backoff, b.trial, b.lastError = 0, time.Time{}, time.Time{}, 0, false, ""
 }
 
 func (b *breaker) state(now time.Time) (quarantined bool, lastError string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.until.IsZero(), b.lastError
+	return !b.until.IsZero() && now.Before(b.until), b.lastError
 }
 
 // Call runs entry on the named plugin. A plugin in quarantine fails fast with ErrQuarantined; a plugin's own
@@ -154,6 +167,11 @@ func (m *Manager) Call(ctx context.Context, name string, entry uint32, input []b
 	mp.calls.Add(1)
 	start := time.Now()
 	out, err := l.plugin.Call(ctx, entry, input)
+	if errors.Is(err, runtime.ErrClosed) {
+		if next := mp.current.Load(); next != l {
+			out, err = next.plugin.Call(ctx, entry, input) // a reload closed the version we took: use the new one
+		}
+	}
 	m.callSeconds.With(name).ObserveDuration(time.Since(start))
 	switch {
 	case err == nil:
@@ -164,13 +182,15 @@ func (m *Manager) Call(ctx context.Context, name string, entry uint32, input []b
 		m.callsTotal.With(name, "failed").Inc()
 	}
 	counted := err
-	if errors.Is(err, errs.ErrUnavailable) || errors.Is(err, context.Canceled) || isGuestAnswer(err) {
-		counted = nil // the caller's cancellation or the plugin's considered answer is not a plugin fault
+	if ctx.Err() != nil || errors.Is(err, errs.ErrUnavailable) || errors.Is(err, runtime.ErrClosed) || isGuestAnswer(err) {
+		// The caller's own deadline or cancellation, a closed version, or the plugin's considered answer: not a
+		// fault of the plugin.
+		counted = nil
 	}
 	if err != nil {
 		mp.fails.Add(1)
 	}
-	if mp.breaker.record(now, counted) {
+	if mp.breaker.record(now, m.opts.Now(), counted) {
 		m.log.Warn("plugin quarantined after repeated failures", "plugin", name, "error", counted)
 	}
 	return out, err
@@ -207,9 +227,16 @@ func (m *Manager) Reload(ctx context.Context, name string) (Info, error) {
 		m.log.Error("plugin reload failed; previous version still serving", "plugin", name, "error", err)
 		return m.info(name, mp), err
 	}
+	m.mu.RLock()
+	closed := m.closed
+	m.mu.RUnlock()
+	if closed {
+		_ = l.close(ctx)
+		return Info{}, fmt.Errorf("plugin %q: %w", name, runtime.ErrClosed)
+	}
 	old := mp.current.Swap(l)
 	mp.lastErr.Store(nil)
-	mp.breaker.record(m.opts.Now(), nil)
+	mp.breaker.reset() // a new version starts with a clean record
 	m.log.Info("plugin reloaded", "plugin", name, "version", l.manifest.Version, "sha256", l.sha256)
 	drain, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -278,10 +305,14 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	plugins := m.plugins
 	m.plugins = map[string]*managed{}
+	m.closed = true
 	m.mu.Unlock()
 	var errsOut []string
 	for name, mp := range plugins {
-		if err := mp.current.Load().close(ctx); err != nil {
+		mp.mu.Lock() // waits for a reload in progress, which then sees closed and closes its own version
+		err := mp.current.Load().close(ctx)
+		mp.mu.Unlock()
+		if err != nil {
 			errsOut = append(errsOut, fmt.Sprintf("%s: %v", name, err))
 		}
 	}

@@ -435,7 +435,9 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		}
 		if err != nil {
 			p.discard(inst, "configure", err)
-			return nil, fmt.Errorf("configuring instance: %w", err)
+			// A refusal here is a fault of the instance's start, not the plugin's answer to a call: %v keeps it from
+			// matching ErrGuest, so callers count it against the plugin.
+			return nil, fmt.Errorf("%w: configuring a new instance failed: %v", ErrProtocol, err)
 		}
 	}
 	return inst, nil

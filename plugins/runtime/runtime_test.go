@@ -444,7 +444,8 @@ func TestConfigureRunsOnEveryInstance(t *testing.T) {
 		t.Fatalf("no new instance was created after the discard")
 	}
 	// Entry 2 answers with an error: a refused configuration fails Configure itself.
-	if err := p.Configure(ctx, 2, []byte("bad setting")); !errors.Is(err, ErrGuest) || !strings.Contains(err.Error(), "bad setting") {
+	// It is a fault of the start (ErrProtocol), not a guest answer, so the manager counts it against the plugin.
+	if err := p.Configure(ctx, 2, []byte("bad setting")); !errors.Is(err, ErrProtocol) || errors.Is(err, ErrGuest) || !strings.Contains(err.Error(), "bad setting") {
 		t.Fatalf("refused configuration: %v", err)
 	}
 }

@@ -120,9 +120,10 @@ func (p *SendResponse) Encode(w *Writer) {
 	}
 }
 
-// DecodeSendResponse decodes a SendResponse, refusing unknown statuses and trailing bytes.
+// DecodeSendResponse decodes a SendResponse, refusing unknown statuses and trailing bytes. Each string is its own
+// copy: the host keeps results (provider ids, errors) long after the plugin's output buffer is gone.
 func DecodeSendResponse(b []byte) (SendResponse, error) {
-	r := NewReader(b)
+	r := NewFieldReader(b)
 	var p SendResponse
 	n := r.Count(4 + 1 + 4 + 4 + 4)
 	if n > 0 {

@@ -27,7 +27,7 @@ func (q *HTTPRequest) Encode(w *Writer) {
 
 // DecodeHTTPRequest decodes an HTTPRequest and checks nothing follows it.
 func DecodeHTTPRequest(b []byte) (HTTPRequest, error) {
-	r := NewReader(b)
+	r := NewFieldReader(b)
 	q := HTTPRequest{Method: r.String(), URL: r.String(), Headers: r.Pairs()}
 	q.Body = append([]byte(nil), r.Bytes32()...)
 	return q, r.End()
@@ -43,7 +43,7 @@ func (p *HTTPResponse) Encode(w *Writer) {
 
 // DecodeHTTPResponse decodes an HTTPResponse and checks nothing follows it.
 func DecodeHTTPResponse(b []byte) (HTTPResponse, error) {
-	r := NewReader(b)
+	r := NewFieldReader(b)
 	p := HTTPResponse{Status: r.U32(), Headers: r.Pairs()}
 	p.Body = append([]byte(nil), r.Bytes32()...)
 	p.Error = r.String()

@@ -89,12 +89,19 @@ type Reader struct {
 	str string // buf as one string, made on the first String call: every string read is a slice of it
 	off int
 	err error
+	// perField makes String copy each string on its own (see NewFieldReader).
+	perField bool
 }
 
 // NewReader reads from buf. Bytes32 results alias buf. String results are slices of a single copy of buf, made
 // once per Reader: decoding a batch costs one string allocation instead of one per field (allocation loops are
 // what a guest pays most for), and the strings stay valid after buf is reused.
 func NewReader(buf []byte) *Reader { return &Reader{buf: buf} }
+
+// NewFieldReader is NewReader with one copy per string: for payloads whose strings outlive them one by one (a
+// provider id kept from a whole batch of results) or that carry large byte fields (HTTP bodies), where one shared
+// copy would pin, or duplicate, the whole payload.
+func NewFieldReader(buf []byte) *Reader { return &Reader{buf: buf, perField: true} }
 
 // Err is the first error met, or nil.
 func (r *Reader) Err() error { return r.err }
@@ -196,8 +203,12 @@ func (r *Reader) String() string {
 		return ""
 	}
 	start := r.off
-	if r.take(int(n)) == nil {
+	b := r.take(int(n))
+	if b == nil || n == 0 {
 		return ""
+	}
+	if r.perField {
+		return string(b)
 	}
 	if r.str == "" {
 		r.str = string(r.buf)
