@@ -18,19 +18,45 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// cliCase is one command line and what it must answer: the exit code and texts stdout and stderr contain.
+type cliCase struct {
+	name       string
+	args       []string
+	wantCode   int
+	wantStdout []string
+	wantStderr []string
+}
+
+// runCases runs each case as a subtest.
+func runCases(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, w := range tt.wantStderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
 func TestCLI(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.hcl")
 	bad := filepath.Join(dir, "bad.hcl")
 	os.WriteFile(good, []byte("server {\n  listen = \"0.0.0.0:9000\"\n}\n"), 0o600)
 	os.WriteFile(bad, []byte("server {\n  lisen = \"x\"\n  max_body = \"huge\"\n}\nlog {\n  level = \"loud\"\n}\n"), 0o600)
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout []string
-		wantStderr []string
-	}{
+	tests := []cliCase{
 		{"no args", nil, 2, nil, []string{"Usage: crosscast <command>"}},
 		{"help", []string{"-h"}, 0, []string{"serve", "config", "backup", "restore", "version"}, nil},
 		{"unknown command", []string{"frobnicate"}, 2, nil, []string{`unknown command "frobnicate"`}},
@@ -57,24 +83,7 @@ func TestCLI(t *testing.T) {
 		{"restore needs flags", []string{"restore"}, 2, nil, []string{"-in FILE and -data DIR"}},
 		{"healthcheck unreachable", []string{"healthcheck", "-url", "http://127.0.0.1:1/healthz"}, 1, nil, []string{"connection refused"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runCLI(t, tt.args...)
-			if code != tt.wantCode {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
-			}
-			for _, w := range tt.wantStdout {
-				if !strings.Contains(stdout, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, stdout)
-				}
-			}
-			for _, w := range tt.wantStderr {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr)
-				}
-			}
-		})
-	}
+	runCases(t, tests)
 }
 
 // -h prints usage once, on stdout; errors print on stderr only.

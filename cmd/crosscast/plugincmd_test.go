@@ -120,13 +120,7 @@ func TestPluginUsage(t *testing.T) {
 	os.MkdirAll(notModule, 0o755)
 	inputFile := filepath.Join(dir, "input.json")
 	os.WriteFile(inputFile, []byte(`{"messages":[{"id":"a","color":"red"}]}`), 0o600)
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout []string
-		wantStderr []string
-	}{
+	tests := []cliCase{
 		{"no subcommand", []string{"plugin"}, 2, nil, []string{"Usage: crosscast plugin", "new KIND NAME"}},
 		{"help", []string{"plugin", "-h"}, 0, []string{"new KIND NAME", "build DIR", "test DIR", "inspect FILE", "call FILE ENTRY"}, nil},
 		{"listed in crosscast help", []string{"-h"}, 0, []string{"plugin", "build, inspect and try plugins"}, nil},
@@ -158,24 +152,7 @@ func TestPluginUsage(t *testing.T) {
 		{"call bad timeout", []string{"plugin", "call", "x.wasm", "manifest", "-timeout", "0s"}, 2, nil, []string{"between 1ms and 5m"}},
 		{"call missing file", []string{"plugin", "call", filepath.Join(dir, "none.wasm"), "manifest"}, 2, nil, []string{"no such file"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runCLI(t, tt.args...)
-			if code != tt.wantCode {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout, stderr)
-			}
-			for _, w := range tt.wantStdout {
-				if !strings.Contains(stdout, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, stdout)
-				}
-			}
-			for _, w := range tt.wantStderr {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr)
-				}
-			}
-		})
-	}
+	runCases(t, tests)
 	if entries, _ := os.ReadDir(nonEmpty); len(entries) != 1 {
 		t.Errorf("plugin new wrote into a non-empty dir: %v", entries)
 	}
