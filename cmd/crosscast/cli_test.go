@@ -52,6 +52,10 @@ func runCases(t *testing.T, cases []cliCase) {
 
 func TestCLI(t *testing.T) {
 	dir := t.TempDir()
+	pluginBad := filepath.Join(dir, "plugin-bad.hcl")
+	os.WriteFile(pluginBad, []byte("plugin \"n\" {\n  source = \"builtin:null\"\n  config {\n    colour = \"red\"\n  }\n}\n"), 0o600)
+	pluginGood := filepath.Join(dir, "plugin-good.hcl")
+	os.WriteFile(pluginGood, []byte("plugin \"n\" {\n  source = \"builtin:null\"\n}\n"), 0o600)
 	good := filepath.Join(dir, "good.hcl")
 	bad := filepath.Join(dir, "bad.hcl")
 	os.WriteFile(good, []byte("server {\n  listen = \"0.0.0.0:9000\"\n}\n"), 0o600)
@@ -69,6 +73,8 @@ func TestCLI(t *testing.T) {
 		{"config no subcommand", []string{"config"}, 2, nil, []string{"validate FILE"}},
 		{"config unknown subcommand", []string{"config", "lint"}, 2, nil, []string{`unknown subcommand "lint"`}},
 		{"config validate ok", []string{"config", "validate", good}, 0, []string{good + ": ok"}, nil},
+		{"config validate loads plugins", []string{"config", "validate", pluginGood}, 0, []string{pluginGood + ": ok"}, nil},
+		{"config validate plugin config block", []string{"config", "validate", pluginBad}, 2, nil, []string{`plugin "n"`, pluginBad + `:4:5: Unsupported argument: An argument named "colour" is not expected here`}},
 		{"config validate problems", []string{"config", "validate", bad}, 2, nil, []string{
 			bad + `:2:3: Unsupported argument: An argument named "lisen" is not expected here. Did you mean "listen"?`,
 			bad + `:3:14: server.max_body: "huge" is not a size`,

@@ -5,19 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	crosscast "github.com/crosscast/crosscast"
 	"github.com/crosscast/crosscast/core/config"
+	"github.com/crosscast/crosscast/plugins/manager"
 )
 
 const configUsage = `Usage: crosscast config validate FILE | crosscast config example
 
 Subcommands:
-  validate FILE   check FILE; print every problem as FILE:LINE:COL: message and exit 2, or exit 0
+  validate FILE   check FILE, and load the plugins it declares to check their grants and config blocks; print
+                  every problem as FILE:LINE:COL: message and exit 2, or exit 0
   example         print the annotated example configuration (every key, with its default)
 `
 
-func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, configUsage)
 		return exitUsage
@@ -36,12 +40,23 @@ func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		path := fs.Arg(0)
-		if _, err := config.Load(path, nil); err != nil {
+		cfg, err := config.Load(path, nil)
+		if err != nil {
 			var ps config.Problems
 			if n := printProblems(stderr, "crosscast config validate", err); errors.As(err, &ps) {
 				fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, n)
 			}
 			return exitUsage
+		}
+		// Plugin blocks can only be checked against the plugins themselves: load them as serve would (sources,
+		// checksums, manifests, grants, config blocks), then close them.
+		if len(cfg.Plugins) > 0 {
+			plugins, err := manager.New(ctx, manager.Options{CacheDir: userPluginCache()}, cfg.Plugins)
+			if err != nil {
+				fmt.Fprintf(stderr, "%v\n", err)
+				return exitUsage
+			}
+			_ = plugins.Close(ctx)
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return exitOK
@@ -55,4 +70,14 @@ func configCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "crosscast config: unknown subcommand %q\n\n%s", args[0], configUsage)
 	return exitUsage
+}
+
+// userPluginCache is where CLI commands keep compiled plugins between runs ($XDG_CACHE_HOME/crosscast/plugin-cache
+// or the platform's equivalent), so a second validation skips compiling; "" (in memory) when there is none.
+func userPluginCache() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "crosscast", "plugin-cache")
 }
