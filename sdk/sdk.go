@@ -33,6 +33,25 @@ type Manifest struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	// Config describes the plugin's `config { }` block; the host validates the operator's block against it.
 	Config []ConfigField `json:"config,omitempty"`
+	// SelfTests are sends the host runs, with the operator's configuration, every time it loads or reloads the
+	// plugin; a mismatch stops the load (a reload keeps the previous version). Prefer cases that need no network:
+	// validation of addresses, payload building.
+	SelfTests []SelfTest `json:"self_tests,omitempty"`
+}
+
+// SelfTest is one send and the status expected for each of its messages.
+type SelfTest struct {
+	Name     string            `json:"name"`
+	Messages []SelfTestMessage `json:"messages"`
+	// Want lists the expected status of each message, in order: "delivered", "accepted", "retry" or "failed".
+	Want []string `json:"want"`
+}
+
+// SelfTestMessage is a message of a self-test.
+type SelfTestMessage struct {
+	ID     string            `json:"id"`
+	To     string            `json:"to"`
+	Fields map[string]string `json:"fields,omitempty"`
 }
 
 // ConfigField is one attribute of a plugin's config block.

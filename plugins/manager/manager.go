@@ -61,6 +61,21 @@ type Manifest struct {
 	ABI          int           `json:"abi"`
 	Capabilities []string      `json:"capabilities"`
 	Config       []ConfigField `json:"config"`
+	SelfTests    []SelfTest    `json:"self_tests"`
+}
+
+// SelfTest is a send the plugin declares with the statuses it expects; the host runs it at every load.
+type SelfTest struct {
+	Name     string            `json:"name"`
+	Messages []SelfTestMessage `json:"messages"`
+	Want     []string          `json:"want"`
+}
+
+// SelfTestMessage is one message of a self-test.
+type SelfTestMessage struct {
+	ID     string            `json:"id"`
+	To     string            `json:"to"`
+	Fields map[string]string `json:"fields"`
 }
 
 // ConfigField is one attribute of a plugin's config block schema.
@@ -230,6 +245,9 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	}
 	if err := p.Configure(ctx, entryConfigure, cfg); err != nil {
 		return nil, fmt.Errorf("the plugin refused its configuration: %w", err)
+	}
+	if err := runSelfTests(ctx, p, man, m.opts.Now()); err != nil {
+		return nil, err
 	}
 	return &loaded{rt: rt, plugin: p, manifest: man, sha256: sum, http: httpClient}, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/plugins/bundled"
+	"github.com/crosscast/crosscast/plugins/runtime"
 	"github.com/crosscast/crosscast/sdk/wire"
 	"github.com/hashicorp/go-hclog"
 )
@@ -234,5 +235,47 @@ func TestABIv1FixtureStillLoads(t *testing.T) {
 	}
 	if info := m.List()[0]; info.Version != "1.0.0" || info.Kind != "channel" {
 		t.Fatalf("%+v", info)
+	}
+}
+
+func TestCompareSelfTest(t *testing.T) {
+	st := SelfTest{Name: "t", Messages: []SelfTestMessage{{ID: "a"}, {ID: "b"}}, Want: []string{"delivered", "failed"}}
+	ok := []wire.Result{{ID: "b", Status: wire.StatusFailed}, {ID: "a", Status: wire.StatusDelivered}}
+	if p := compareSelfTest(st, ok); len(p) != 0 {
+		t.Fatalf("matching results reported: %v", p)
+	}
+	bad := []wire.Result{{ID: "a", Status: wire.StatusRetry, Error: "421 later"}}
+	p := compareSelfTest(st, bad)
+	if len(p) != 2 || !strings.Contains(p[0], `message "a" is retry, want delivered (421 later)`) || !strings.Contains(p[1], `no result for message "b"`) {
+		t.Fatalf("%v", p)
+	}
+}
+
+// Self-tests run against the real plugin: the null channel's own self-test passes at every load (the other tests
+// load it), and a wrong expectation is reported with the message and both statuses.
+func TestSelfTestsRunUnderTheHost(t *testing.T) {
+	ctx := context.Background()
+	rt, err := runtime.New(ctx, runtime.Options{CacheDir: opts(t).CacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	code, _ := bundled.Wasm("null")
+	p, err := rt.Load(ctx, "null", code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := Manifest{Kind: "channel", SelfTests: []SelfTest{{Name: "expects a failure", Messages: []SelfTestMessage{{ID: "x", To: "a@b.c"}}, Want: []string{"failed"}}}}
+	err = runSelfTests(ctx, p, man, time.Now())
+	if err == nil || !strings.Contains(err.Error(), `self-test "expects a failure": message "x" is delivered, want failed`) {
+		t.Fatalf("wrong expectation: %v", err)
+	}
+	man.SelfTests[0].Want = []string{"delivered"}
+	if err := runSelfTests(ctx, p, man, time.Now()); err != nil {
+		t.Fatalf("right expectation: %v", err)
+	}
+	man.SelfTests[0].Want = nil
+	if err := runSelfTests(ctx, p, man, time.Now()); err == nil || !strings.Contains(err.Error(), "declares 1 messages but 0 expected statuses") {
+		t.Fatalf("malformed self-test: %v", err)
 	}
 }

@@ -11,7 +11,14 @@ import (
 func main() {}
 
 func init() {
-	sdk.RegisterChannel(sdk.Manifest{ID: "null", Version: "1.0.0"}, &channel{})
+	sdk.RegisterChannel(sdk.Manifest{
+		ID: "null", Version: "1.0.0",
+		SelfTests: []sdk.SelfTest{{
+			Name:     "accepts every message",
+			Messages: []sdk.SelfTestMessage{{ID: "t1", To: "anyone@example.com"}, {ID: "t2", To: "+33600000000"}},
+			Want:     []string{"delivered", "delivered"},
+		}},
+	}, &channel{})
 }
 
 type channel struct {
