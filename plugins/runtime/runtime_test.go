@@ -242,6 +242,7 @@ func TestClose(t *testing.T) {
 		rt, _ := newTestRuntime(t, Options{})
 		p := load(t, rt, "echo")
 		done := make(chan error, 1)
+		start := time.Now()
 		go func() {
 			_, err := p.Call(context.Background(), echoSleep, sleepInput(300*time.Millisecond))
 			done <- err
@@ -252,13 +253,18 @@ func TestClose(t *testing.T) {
 		if err := p.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// The guest sleeps 300 ms: Close must not return before that. (The call's goroutine may deliver its result
+		// a moment after Close returns, so the result is awaited, not polled.)
+		if took := time.Since(start); took < 300*time.Millisecond {
+			t.Fatalf("Close returned after %v, before the call in flight ended", took)
+		}
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Fatalf("call in flight during Close: %v", err)
 			}
-		default:
-			t.Fatal("Close returned before the call in flight ended")
+		case <-time.After(5 * time.Second):
+			t.Fatal("the call in flight never returned")
 		}
 		if _, err := p.Call(context.Background(), echoEntry, []byte("x")); !errors.Is(err, ErrClosed) {
 			t.Fatalf("call after Close: %v, want ErrClosed", err)
