@@ -25,6 +25,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/plugins/runtime"
+	"github.com/crosscast/crosscast/plugins/wasminfo"
 	"github.com/crosscast/crosscast/sdk/wire"
 	"github.com/hashicorp/go-hclog"
 )
@@ -510,8 +511,8 @@ func pluginInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 	sum := sha256.Sum256(wasm)
 	rep := inspectReport{Path: path, Size: len(wasm), SHA256: hex.EncodeToString(sum[:]), ABI: "none"}
 	var problems []string
-	info, err := readWasmInfo(wasm)
-	rep.Exports, rep.Imports = info.exports, info.imports
+	info, err := wasminfo.Read(wasm)
+	rep.Exports, rep.Imports = info.Exports, info.Imports
 	if err != nil {
 		problems = append(problems, "decoding wasm: "+err.Error())
 	}
@@ -548,146 +549,6 @@ func pluginInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writ
 		return exitError
 	}
 	return exitOK
-}
-
-// wasmInfo is what inspect reads from a module's binary without compiling it.
-type wasmInfo struct {
-	exports, imports []string
-}
-
-// readWasmInfo reads the import and export sections of a WebAssembly binary module. On malformed input it returns
-// what it read before the problem, and the problem.
-func readWasmInfo(b []byte) (wasmInfo, error) {
-	info := wasmInfo{exports: []string{}, imports: []string{}}
-	if len(b) < 8 || string(b[:4]) != "\x00asm" {
-		return info, errors.New("not a WebAssembly module: bad magic number")
-	}
-	if v := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24; v != 1 {
-		return info, fmt.Errorf("unsupported binary format version %d", v)
-	}
-	r := &wasmReader{b: b, off: 8}
-	for r.off < len(r.b) {
-		id := r.byte()
-		size := r.u32()
-		if r.err == nil && uint64(size) > uint64(len(r.b)-r.off) {
-			r.err = fmt.Errorf("section %d of %d bytes at offset %d runs past the end of the file", id, size, r.off)
-		}
-		if r.err != nil {
-			return info, r.err
-		}
-		sec := &wasmReader{b: r.b[:r.off+int(size)], off: r.off}
-		r.off += int(size)
-		switch id {
-		case 2: // import section
-			for n := sec.u32(); n > 0 && sec.err == nil; n-- {
-				mod, name := sec.name(), sec.name()
-				sec.importDesc()
-				if sec.err == nil {
-					info.imports = append(info.imports, mod+"."+name)
-				}
-			}
-		case 7: // export section
-			for n := sec.u32(); n > 0 && sec.err == nil; n-- {
-				name := sec.name()
-				sec.byte() // kind
-				sec.u32()  // index
-				if sec.err == nil {
-					info.exports = append(info.exports, name)
-				}
-			}
-		}
-		if sec.err != nil {
-			return info, fmt.Errorf("section %d: %w", id, sec.err)
-		}
-	}
-	return info, nil
-}
-
-// wasmReader decodes the parts of the WebAssembly binary format that readWasmInfo needs. The first error sticks.
-type wasmReader struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (r *wasmReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("offset %d: "+format, append([]any{r.off}, args...)...)
-	}
-}
-
-func (r *wasmReader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if r.off >= len(r.b) {
-		r.fail("unexpected end")
-		return 0
-	}
-	c := r.b[r.off]
-	r.off++
-	return c
-}
-
-// uleb reads an unsigned LEB128 number of at most bits bits.
-func (r *wasmReader) uleb(bits uint) uint64 {
-	var v uint64
-	for shift := uint(0); r.err == nil; shift += 7 {
-		if shift >= bits+7 {
-			r.fail("integer too long")
-			return 0
-		}
-		c := r.byte()
-		v |= uint64(c&0x7f) << shift
-		if c&0x80 == 0 {
-			return v
-		}
-	}
-	return 0
-}
-
-func (r *wasmReader) u32() uint32 { return uint32(r.uleb(32)) }
-
-func (r *wasmReader) name() string {
-	n := r.u32()
-	if r.err != nil {
-		return ""
-	}
-	if uint64(n) > uint64(len(r.b)-r.off) {
-		r.fail("name of %d bytes runs past the end", n)
-		return ""
-	}
-	s := string(r.b[r.off : r.off+int(n)])
-	r.off += int(n)
-	return s
-}
-
-func (r *wasmReader) limits() {
-	flags := r.byte()
-	r.uleb(64) // minimum
-	if flags&1 != 0 {
-		r.uleb(64) // maximum
-	}
-}
-
-func (r *wasmReader) importDesc() {
-	switch kind := r.byte(); kind {
-	case 0: // function: type index
-		r.u32()
-	case 1: // table: reference type, limits
-		r.byte()
-		r.limits()
-	case 2: // memory: limits
-		r.limits()
-	case 3: // global: value type, mutability
-		r.byte()
-		r.byte()
-	case 4: // tag: attribute, type index
-		r.byte()
-		r.u32()
-	default:
-		r.fail("unknown import kind %d", kind)
-	}
 }
 
 // ---- call ----
