@@ -28,6 +28,7 @@ import (
 	"github.com/crosscast/crosscast/plugins/bundled"
 	"github.com/crosscast/crosscast/plugins/netguard"
 	"github.com/crosscast/crosscast/plugins/runtime"
+	"github.com/crosscast/crosscast/sdk"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -53,38 +54,13 @@ type Options struct {
 	Metrics *metrics.Registry
 }
 
-// Manifest is what a plugin declares about itself (sdk.Manifest, as the host reads it).
-type Manifest struct {
-	ID           string        `json:"id"`
-	Version      string        `json:"version"`
-	Kind         string        `json:"kind"`
-	ABI          int           `json:"abi"`
-	Capabilities []string      `json:"capabilities"`
-	Config       []ConfigField `json:"config"`
-	SelfTests    []SelfTest    `json:"self_tests"`
-}
-
-// SelfTest is a send the plugin declares with the statuses it expects; the host runs it at every load.
-type SelfTest struct {
-	Name     string            `json:"name"`
-	Messages []SelfTestMessage `json:"messages"`
-	Want     []string          `json:"want"`
-}
-
-// SelfTestMessage is one message of a self-test.
-type SelfTestMessage struct {
-	ID     string            `json:"id"`
-	To     string            `json:"to"`
-	Fields map[string]string `json:"fields"`
-}
-
-// ConfigField is one attribute of a plugin's config block schema.
-type ConfigField struct {
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	Required bool   `json:"required"`
-	Secret   bool   `json:"secret"`
-}
+// The manifest types are the SDK's own: one definition of the manifest's JSON for plugins and host.
+type (
+	Manifest        = sdk.Manifest
+	ConfigField     = sdk.ConfigField
+	SelfTest        = sdk.SelfTest
+	SelfTestMessage = sdk.SelfTestMessage
+)
 
 // Info is a plugin's state, as GET /api/v1/plugins shows it.
 type Info struct {

@@ -278,7 +278,7 @@ func (m *Manager) List() []Info {
 func (m *Manager) info(name string, mp *managed) Info {
 	l := mp.current.Load()
 	in := Info{
-		Name: name, Kind: l.manifest.Kind, Version: l.manifest.Version, Source: mp.spec.Source, SHA256: l.sha256,
+		Name: name, Kind: string(l.manifest.Kind), Version: l.manifest.Version, Source: mp.spec.Source, SHA256: l.sha256,
 		Status: "ready", Calls: mp.calls.Load(), Failures: mp.fails.Load(),
 	}
 	if q, last := mp.breaker.state(m.opts.Now()); q {
