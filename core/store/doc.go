@@ -21,7 +21,12 @@
 //	└── tokens/                 <token id> -> JSON tokenRecord         (secret only as SHA-256)
 //
 //	workspaces/<id>.db
-//	└── meta/                   schema_version -> uint64 big-endian; kind -> "workspace"; workspace_id -> <id>
+//	├── meta/                   schema_version -> uint64 big-endian; kind -> "workspace"; workspace_id -> <id>
+//	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
+//	    └── <plugin name>/      one space per plugin (name: 1-64 bytes, no "/" or NUL)
+//	        ├── data/           <key> -> <value>   (key 1-1024 bytes, value up to 8 MiB)
+//	        └── meta/           usage -> uint64 big-endian, len(key)+len(value) summed over data;
+//	                            keys -> uint64 big-endian, number of keys in data
 //	    (contacts, events, segments, campaigns: added by their issues, each documented here)
 //
 // Names of buckets and keys are the documented []byte variables below; never spell them inline.
