@@ -1,5 +1,6 @@
-// Package sdk is what a Crosscast plugin author writes against: implement a typed interface (Channel today;
-// Scorer and Connector follow), register it from an init function, and build with
+// Package sdk is what a Crosscast plugin author writes against: implement a typed interface (Channel, optionally
+// with Receiver for provider webhooks; Scorer; Connector), register it from an init function (RegisterChannel,
+// RegisterScorer, RegisterConnector), and build with
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm .
 //

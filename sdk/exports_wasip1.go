@@ -72,23 +72,41 @@ func logLine(level Level, msg string) {
 //go:wasmimport crosscast_v1 http
 func hostHTTP(ptr, length uint32) uint64
 
+//go:wasmimport crosscast_v1 smtp
+func hostSMTP(ptr, length uint32) uint64
+
+//go:wasmimport crosscast_v1 kv
+func hostKV(ptr, length uint32) uint64
+
+//go:wasmimport crosscast_v1 secret
+func hostSecret(ptr, length uint32) uint64
+
+//go:wasmimport crosscast_v1 metric
+func hostMetric(ptr, length uint32) uint64
+
 //go:wasmimport crosscast_v1 take
 func hostTake(ptr, length uint32) uint32
 
-// hostCall hands an encoded request to the host's http import and takes its answer.
-func hostCall(req []byte) ([]byte, error) {
+// capabilityImports are the host imports behind each capability. Go links only the imports a plugin uses, so a
+// plugin that never calls sdk.KV does not import crosscast_v1.kv.
+var capabilityImports = map[capability]func(ptr, length uint32) uint64{
+	capHTTP: hostHTTP, capSMTP: hostSMTP, capKV: hostKV, capSecret: hostSecret, capMetric: hostMetric,
+}
+
+// hostCall hands an encoded request to a capability's import and takes the answer the host keeps for it.
+func hostCall(c capability, req []byte) ([]byte, error) {
 	var p uint32
 	if len(req) > 0 {
 		p = uint32(uintptr(unsafe.Pointer(&req[0])))
 	}
-	n := uint32(hostHTTP(p, uint32(len(req))))
+	n := uint32(capabilityImports[c](p, uint32(len(req))))
 	runtime.KeepAlive(req)
 	if n == 0 {
-		return nil, errors.New("http: empty answer from the host")
+		return nil, errors.New(string(c) + ": empty answer from the host")
 	}
 	out := make([]byte, n)
 	if hostTake(uint32(uintptr(unsafe.Pointer(&out[0]))), n) != n {
-		return nil, errors.New("http: the host's answer could not be taken")
+		return nil, errors.New(string(c) + ": the host's answer could not be taken")
 	}
 	return out, nil
 }

@@ -1,8 +1,6 @@
 package sdk
 
 import (
-	"errors"
-
 	"github.com/crosscast/crosscast/sdk/wire"
 )
 
@@ -19,18 +17,9 @@ type (
 // granted. Request "http" in Manifest.Capabilities. A refused or failed request returns an error; an HTTP error
 // status (4xx, 5xx) is a response, not an error.
 func HTTP(req HTTPRequest) (HTTPResponse, error) {
-	w := wire.NewWriter(nil)
-	req.Encode(w)
-	out, err := hostCall(w.Bytes())
+	r, err := callCapability(capHTTP, req.Encode)
 	if err != nil {
 		return HTTPResponse{}, err
 	}
-	resp, err := wire.DecodeHTTPResponse(out)
-	if err != nil {
-		return HTTPResponse{}, err
-	}
-	if resp.Error != "" {
-		return resp, errors.New(resp.Error)
-	}
-	return resp, nil
+	return wire.DecodeHTTPResponse(r)
 }

@@ -35,8 +35,13 @@ type Manifest struct {
 	Config []ConfigField `json:"config,omitempty"`
 	// SelfTests are sends the host runs, with the operator's configuration, every time it loads or reloads the
 	// plugin; a mismatch stops the load (a reload keeps the previous version). Prefer cases that need no network:
-	// validation of addresses, payload building.
+	// validation of addresses, payload building. Self-tests are for channels only, for now.
 	SelfTests []SelfTest `json:"self_tests,omitempty"`
+	// Receives is set by RegisterChannel when the channel implements Receiver: the host serves
+	// /hooks/{workspace}/{plugin} only for channels that receive. Leave it alone.
+	Receives bool `json:"receives,omitempty"`
+	// Metrics are the plugin's own metrics, recorded with Count and Observe (capability "metrics").
+	Metrics []Metric `json:"metrics,omitempty"`
 }
 
 // SelfTest is one send and the status expected for each of its messages.
@@ -56,10 +61,12 @@ type SelfTestMessage struct {
 
 // ConfigField is one attribute of a plugin's config block.
 type ConfigField struct {
-	Name        string `json:"name"`
-	Type        string `json:"type"` // string, number, bool, list(string), map(string)
-	Required    bool   `json:"required,omitempty"`
-	Secret      bool   `json:"secret,omitempty"` // never logged or shown
+	Name     string `json:"name"`
+	Type     string `json:"type"` // string, number, bool, list(string), map(string)
+	Required bool   `json:"required,omitempty"`
+	// Secret fields (type string) are not passed to Configure: the plugin reads them with Secret, and the host
+	// never logs them and masks them in the plugin's log lines. They need the "secrets" capability.
+	Secret      bool   `json:"secret,omitempty"`
 	Description string `json:"description,omitempty"`
 }
 
@@ -80,9 +87,12 @@ const (
 
 // Call is what the host tells a plugin about the call in progress.
 type Call struct {
-	// Now is the host's clock. Use it, not time.Now, for anything that matters: it is the same for every message of
-	// a batch and tests can fix it.
+	// Now is the host's clock. Use it, not time.Now, for anything that matters: it is the same for every item of a
+	// batch and tests can fix it.
 	Now time.Time
+	// Workspace is the workspace the call is made for: capabilities such as KV act in its space. For send, it is
+	// the workspace of the batch's messages ("" if they were to differ).
+	Workspace string
 }
 
 // Channel is a message channel: it sends rendered messages to the outside world.
@@ -100,24 +110,51 @@ const (
 	EntryManifest  = 1
 	EntryConfigure = 2
 	EntrySend      = 16
+	EntryReceive   = 17
+	EntryScore     = 32
+	EntryInbound   = 48
+	EntryOutbound  = 49
 )
 
-// plugin is the registered implementation. A plugin module holds exactly one.
+// plugin is the registered implementation. A plugin module holds exactly one: one of channel, scorer and
+// connector is set.
 type plugin struct {
-	manifest Manifest
-	channel  Channel
+	manifest  Manifest
+	channel   Channel
+	scorer    Scorer
+	connector Connector
+}
+
+// configure runs the implementation's Configure.
+func (p *plugin) configure(cfg map[string]any) error {
+	switch {
+	case p.channel != nil:
+		return p.channel.Configure(cfg)
+	case p.scorer != nil:
+		return p.scorer.Configure(cfg)
+	case p.connector != nil:
+		return p.connector.Configure(cfg)
+	}
+	return errors.New("no implementation registered")
 }
 
 // registered is set once, from the plugin's init function, before the host calls anything.
 var registered *plugin
 
-// RegisterChannel registers the plugin's channel implementation. Call it exactly once, from an init function.
+// RegisterChannel registers the plugin's channel implementation. Call it exactly once, from an init function. A
+// channel that also implements Receiver receives its provider's webhooks (Manifest.Receives is set for it).
 func RegisterChannel(m Manifest, c Channel) {
+	m.Kind, m.ABI = KindChannel, ABIVersion
+	_, m.Receives = c.(Receiver)
+	register(&plugin{manifest: m, channel: c})
+}
+
+// register makes p the plugin's implementation.
+func register(p *plugin) {
 	if registered != nil {
 		panic("sdk: a plugin registers exactly one implementation")
 	}
-	m.Kind, m.ABI = KindChannel, ABIVersion
-	registered = &plugin{manifest: m, channel: c}
+	registered = p
 }
 
 // Output status bytes (sdk/ABI.md).
@@ -136,7 +173,7 @@ func dispatch(p *plugin, entry uint32, input []byte, out *wire.Writer) (result [
 		}
 	}()
 	if p == nil {
-		return errorOutput(out, errors.New("no implementation registered: call sdk.RegisterChannel from an init function"))
+		return errorOutput(out, errors.New("no implementation registered: call sdk.RegisterChannel, sdk.RegisterScorer or sdk.RegisterConnector from an init function"))
 	}
 	out.U8(statusOK)
 	switch entry {
@@ -153,7 +190,7 @@ func dispatch(p *plugin, entry uint32, input []byte, out *wire.Writer) (result [
 				return errorOutput(out, fmt.Errorf("decoding config: %w", err))
 			}
 		}
-		if err := p.channel.Configure(cfg); err != nil {
+		if err := p.configure(cfg); err != nil {
 			return errorOutput(out, err)
 		}
 		return out.Bytes()
@@ -165,16 +202,46 @@ func dispatch(p *plugin, entry uint32, input []byte, out *wire.Writer) (result [
 		if err != nil {
 			return errorOutput(out, err)
 		}
-		results, err := p.channel.Send(Call{Now: time.UnixMilli(req.NowUnixMilli)}, req.Messages)
+		results, err := p.channel.Send(Call{Now: timeOf(req.NowUnixMilli), Workspace: batchWorkspace(req.Messages)}, req.Messages)
 		if err != nil {
 			return errorOutput(out, err)
 		}
 		resp := wire.SendResponse{Results: results}
 		resp.Encode(out)
 		return out.Bytes()
+	case EntryReceive:
+		return receive(p, input, out)
+	case EntryScore:
+		return score(p, input, out)
+	case EntryInbound:
+		return inbound(p, input, out)
+	case EntryOutbound:
+		return outbound(p, input, out)
 	}
 	return errorOutput(out, fmt.Errorf("unknown entry point %d", entry))
 }
+
+// batchWorkspace is the workspace of every message of a batch, or "" when they differ.
+func batchWorkspace(msgs []Message) string {
+	if len(msgs) == 0 {
+		return ""
+	}
+	ws := msgs[0].Workspace
+	for i := range msgs {
+		if msgs[i].Workspace != ws {
+			return ""
+		}
+	}
+	return ws
+}
+
+// hookCall is the Call of a request that came through a hook.
+func hookCall(req *HookRequest) Call {
+	return Call{Now: timeOf(req.NowUnixMilli), Workspace: req.Workspace}
+}
+
+// timeOf is the time of a request's NowUnixMilli.
+func timeOf(unixMilli int64) time.Time { return time.UnixMilli(unixMilli) }
 
 func errorOutput(out *wire.Writer, err error) []byte {
 	out.Reset()

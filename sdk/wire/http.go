@@ -8,13 +8,12 @@ type HTTPRequest struct {
 	Body    []byte
 }
 
-// HTTPResponse is the host's answer. Error is set, and Status is 0, when the request was refused (an origin not
-// granted, a forbidden address, a body over its cap) or failed (timeout, connection refused).
+// HTTPResponse is the server's answer. A request the host refused (an origin not granted, a forbidden address, a
+// body over its cap) or that failed (timeout, connection refused) has no response: the envelope carries the error.
 type HTTPResponse struct {
 	Status  uint32
 	Headers Pairs
 	Body    []byte
-	Error   string
 }
 
 // Encode appends the request's encoding to w.
@@ -38,14 +37,11 @@ func (p *HTTPResponse) Encode(w *Writer) {
 	w.U32(p.Status)
 	w.Pairs(p.Headers)
 	w.Bytes32(p.Body)
-	w.String(p.Error)
 }
 
-// DecodeHTTPResponse decodes an HTTPResponse and checks nothing follows it.
-func DecodeHTTPResponse(b []byte) (HTTPResponse, error) {
-	r := NewFieldReader(b)
+// DecodeHTTPResponse reads an HTTPResponse from r and checks nothing follows it.
+func DecodeHTTPResponse(r *Reader) (HTTPResponse, error) {
 	p := HTTPResponse{Status: r.U32(), Headers: r.Pairs()}
 	p.Body = append([]byte(nil), r.Bytes32()...)
-	p.Error = r.String()
 	return p, r.End()
 }

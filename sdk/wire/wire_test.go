@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -167,19 +168,21 @@ func TestHTTPRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, q) {
 		t.Fatalf("request: %+v %v", got, err)
 	}
-	for _, p := range []HTTPResponse{
-		{Status: 201, Headers: Pairs{{"Content-Type", "application/json"}}, Body: []byte(`{"sid":"SM1"}`)},
-		{Error: "origin https://evil.example not granted"},
-	} {
-		w.Reset()
-		p.Encode(w)
-		got, err := DecodeHTTPResponse(w.Bytes())
-		if err != nil || !reflect.DeepEqual(got, p) {
-			t.Fatalf("response: %+v %v", got, err)
+	p := HTTPResponse{Status: 201, Headers: Pairs{{"Content-Type", "application/json"}}, Body: []byte(`{"sid":"SM1"}`)}
+	w.Reset()
+	EncodeAnswer(w, "", p.Encode)
+	decode := func(b []byte) (HTTPResponse, error) {
+		msg, r, err := OpenAnswer(b)
+		if err != nil || msg != "" {
+			return HTTPResponse{}, fmt.Errorf("envelope %q %v", msg, err)
 		}
+		return DecodeHTTPResponse(r)
+	}
+	if got, err := decode(w.Bytes()); err != nil || !reflect.DeepEqual(got, p) {
+		t.Fatalf("response: %+v %v", got, err)
 	}
 	for n := 0; n < len(w.Bytes()); n++ {
-		if _, err := DecodeHTTPResponse(w.Bytes()[:n]); err == nil {
+		if _, err := decode(w.Bytes()[:n]); err == nil {
 			t.Fatalf("truncated response accepted at %d", n)
 		}
 	}

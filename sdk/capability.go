@@ -1,0 +1,38 @@
+package sdk
+
+import (
+	"errors"
+
+	"github.com/crosscast/crosscast/sdk/wire"
+)
+
+// capability names a host capability, as a manifest requests it.
+type capability string
+
+// The capabilities a manifest may request. Logging needs none.
+const (
+	capHTTP   capability = "http"
+	capSMTP   capability = "smtp"
+	capKV     capability = "kv"
+	capSecret capability = "secrets"
+	capMetric capability = "metrics"
+)
+
+// callCapability sends an encoded request to a capability and opens the host's answer: an error when the host
+// refused or failed it, otherwise a reader over the answer.
+func callCapability(c capability, encode func(*wire.Writer)) (*wire.Reader, error) {
+	w := wire.NewWriter(nil)
+	encode(w)
+	out, err := hostCall(c, w.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	msg, r, err := wire.OpenAnswer(out)
+	if err != nil {
+		return nil, err
+	}
+	if msg != "" {
+		return nil, errors.New(msg)
+	}
+	return r, nil
+}
