@@ -116,3 +116,42 @@ admin {
 #     from = "news@example.com"
 #   }
 # }
+
+# Mail relays plugins send email through. A plugin may use a relay only when its grants name it
+# (smtp_relay = "relay" above). Crosscast owns the connections: it keeps a small pool open per relay, encrypts them,
+# authenticates, and pipelines commands when the relay allows it; plugins never see the password. Declare as many
+# relays as you need (a transactional one, a bulk one), each under its own name.
+#
+# smtp "relay" {
+#   # Host name or IP address of your relay (your provider's submission server, or Postfix on this machine).
+#   host = "smtp.example.com"
+#
+#   # 587 by default (465 when tls = "tls").
+#   port = 587
+#
+#   # "starttls" (default): connect in plain text, then upgrade; a relay that does not offer STARTTLS is refused,
+#   #   so a network attacker cannot strip the encryption.
+#   # "tls": TLS from the first byte, usually on port 465.
+#   # "none": plain text. Only for a relay on this host (127.0.0.1) or a trusted private network; a password is
+#   #   refused with "none" unless host is a loopback address.
+#   tls = "starttls"
+#
+#   # Credentials for AUTH (PLAIN, or LOGIN when the relay offers only that). Set both or neither. Keep the
+#   # password out of this file: read it from the environment.
+#   username = "crosscast@example.com"
+#   password = env("SMTP_PASSWORD")
+#
+#   # Name announced in EHLO; defaults to this machine's host name. Some relays want a name that resolves.
+#   helo = "crosscast.example.com"
+#
+#   # At most this many connections open to the relay at once; more messages wait their turn. Idle connections
+#   # are closed after 30s.
+#   pool = 4
+#
+#   # How long to wait for the relay at each step (connect, each command, the end of a message).
+#   timeout = "30s"
+#
+#   # A PEM bundle to trust instead of the system's certificate authorities: for a relay with a private CA or a
+#   # self-signed certificate. Read at start; a missing or empty file is an error.
+#   ca_file = "/etc/crosscast/relay-ca.pem"
+# }

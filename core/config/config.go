@@ -20,6 +20,7 @@ type Config struct {
 	Admin      *Admin      `hcl:"admin,block"`
 	Workspaces []Workspace `hcl:"workspace,block"`
 	Plugins    []Plugin    `hcl:"plugin,block"`
+	SMTPRelays []SMTPRelay `hcl:"smtp,block"`
 
 	// Source is the file the configuration was read from, "" for embedded defaults only.
 	Source string
@@ -109,6 +110,35 @@ type Grants struct {
 	KVQuota string `hcl:"kv_quota,optional"`
 
 	KVQuotaBytes int64
+}
+
+// SMTPRelay is an smtp block: a mail relay plugins may send through when a plugin's grants name it
+// (smtp_relay = "NAME"). Crosscast owns the connections to it (a bounded pool), TLS and authentication; plugins
+// only hand over messages.
+type SMTPRelay struct {
+	Name string `hcl:"name,label"`
+	Host string `hcl:"host"`
+	// Port defaults to 587, or 465 when TLS is "tls".
+	Port int `hcl:"port,optional"`
+	// TLS is "starttls" (the default; a relay that does not offer STARTTLS is refused), "tls" (implicit TLS from
+	// the first byte) or "none" (plain text, for a relay on the same host).
+	TLS      string `hcl:"tls,optional"`
+	Username string `hcl:"username,optional"`
+	// Password is usually env("SMTP_PASSWORD"). It never appears in problems or logs.
+	Password string `hcl:"password,optional"`
+	// HELO is the name sent in EHLO; empty means the host name of the machine.
+	HELO string `hcl:"helo,optional"`
+	// Pool is the maximum number of connections open to the relay (default 4).
+	Pool int `hcl:"pool,optional"`
+	// Timeout bounds each SMTP command and the connection (default "30s").
+	Timeout string `hcl:"timeout,optional"`
+	// CAFile is a PEM bundle to trust instead of the system roots (a private CA, a self-signed relay).
+	CAFile string `hcl:"ca_file,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+
+	// Parsed by Validate.
+	TimeoutDur time.Duration
 }
 
 // PluginConfig is a plugin's own config block, decoded later against the plugin's declared schema.

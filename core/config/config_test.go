@@ -11,6 +11,7 @@ import (
 
 	crosscast "github.com/crosscast/crosscast"
 	"github.com/crosscast/crosscast/core/config"
+	"github.com/hashicorp/hcl/v2"
 )
 
 func env(m map[string]string) config.Lookup {
@@ -46,8 +47,8 @@ func TestExampleConfigMatchesDefaults(t *testing.T) {
 			t.Errorf("%s block of the example differs from DefaultConfig:\n example %+v\n default %+v", name, pair[0], pair[1])
 		}
 	}
-	if len(cfg.Workspaces) != 0 || len(cfg.Plugins) != 0 {
-		t.Errorf("the example declares workspaces or plugins, so it is not the defaults: %+v %+v", cfg.Workspaces, cfg.Plugins)
+	if len(cfg.Workspaces) != 0 || len(cfg.Plugins) != 0 || len(cfg.SMTPRelays) != 0 {
+		t.Errorf("the example declares workspaces, plugins or smtp relays, so it is not the defaults: %+v %+v %+v", cfg.Workspaces, cfg.Plugins, cfg.SMTPRelays)
 	}
 }
 
@@ -245,5 +246,193 @@ func TestDockerConfigLoads(t *testing.T) {
 	}
 	if cfg.Server.Listen != "0.0.0.0:8080" || cfg.Storage.DataDir != "/data" {
 		t.Fatalf("container config: listen %q data %q", cfg.Server.Listen, cfg.Storage.DataDir)
+	}
+}
+
+// commentedBlock returns the block of the example that starts with the commented line "# "+header, uncommented.
+func commentedBlock(t *testing.T, header string) string {
+	t.Helper()
+	example := crosscast.ExampleConfig()
+	start := strings.Index(example, "# "+header)
+	if start < 0 {
+		t.Fatalf("the example has no commented %q block", header)
+	}
+	var out []string
+	for _, line := range strings.Split(example[start:], "\n") {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		out = append(out, line)
+		if line == "}" {
+			return strings.Join(out, "\n") + "\n"
+		}
+	}
+	t.Fatalf("the commented %q block of the example does not end", header)
+	return ""
+}
+
+// The commented smtp block of the example is a working block once uncommented, and the values it shows are the
+// defaults.
+func TestExampleSMTPBlockLoads(t *testing.T) {
+	src := commentedBlock(t, `smtp "relay" {`)
+	src = strings.Replace(src, `"/etc/crosscast/relay-ca.pem"`, `"testdata/relay-ca.pem"`, 1)
+	cfg, err := config.Parse([]byte(src), "example-smtp.hcl", env(map[string]string{"SMTP_PASSWORD": "pw"}))
+	if err != nil {
+		t.Fatalf("the example smtp block does not load:\n%v\n%s", err, src)
+	}
+	r := cfg.SMTPRelays[0]
+	if r.Name != "relay" || r.Port != 587 || r.TLS != "starttls" || r.Pool != 4 || r.TimeoutDur != 30*time.Second || r.Password != "pw" {
+		t.Errorf("example smtp block: %+v", r)
+	}
+	def := config.SMTPRelay{Name: "relay", Host: r.Host}
+	cfg.SMTPRelays = []config.SMTPRelay{def}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.SMTPRelays[0]
+	if d.Port != r.Port || d.TLS != r.TLS || d.Pool != r.Pool || d.Timeout != r.Timeout {
+		t.Errorf("the example shows port %d tls %q pool %d timeout %q, the defaults are %d %q %d %q", r.Port, r.TLS, r.Pool, r.Timeout, d.Port, d.TLS, d.Pool, d.Timeout)
+	}
+}
+
+func TestSMTPRelay(t *testing.T) {
+	tests := []struct {
+		name  string
+		src   string
+		env   map[string]string
+		check func(t *testing.T, rs []config.SMTPRelay)
+	}{
+		{
+			name: "defaults",
+			src:  "smtp \"relay\" {\n  host = \"smtp.example.com\"\n}\n",
+			check: func(t *testing.T, rs []config.SMTPRelay) {
+				r := rs[0]
+				if r.Name != "relay" || r.Port != 587 || r.TLS != "starttls" || r.Pool != 4 || r.Timeout != "30s" || r.TimeoutDur != 30*time.Second || r.DefRange.Start.Line != 1 {
+					t.Errorf("relay %+v", r)
+				}
+			},
+		},
+		{
+			name: "implicit tls defaults to port 465",
+			src:  "smtp \"relay\" {\n  host = \"smtp.example.com\"\n  tls = \"tls\"\n}\n",
+			check: func(t *testing.T, rs []config.SMTPRelay) {
+				if rs[0].Port != 465 {
+					t.Errorf("port %d", rs[0].Port)
+				}
+			},
+		},
+		{
+			name: "every key, password from the environment",
+			src: `smtp "bulk" {
+  host     = "mx.example.com"
+  port     = 2525
+  tls      = "starttls"
+  username = "crosscast"
+  password = env("SMTP_PASSWORD")
+  helo     = "cc.example.com"
+  pool     = 16
+  timeout  = "10s"
+  ca_file  = "testdata/relay-ca.pem"
+}
+`,
+			env: map[string]string{"SMTP_PASSWORD": "s3cret"},
+			check: func(t *testing.T, rs []config.SMTPRelay) {
+				want := config.SMTPRelay{Name: "bulk", Host: "mx.example.com", Port: 2525, TLS: "starttls", Username: "crosscast",
+					Password: "s3cret", HELO: "cc.example.com", Pool: 16, Timeout: "10s", CAFile: "testdata/relay-ca.pem", TimeoutDur: 10 * time.Second}
+				got := rs[0]
+				got.DefRange = hcl.Range{}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("relay\n got %+v\nwant %+v", got, want)
+				}
+			},
+		},
+		{
+			name: "password in clear text to a loopback relay",
+			src:  "smtp \"local\" {\n  host = \"127.0.0.1\"\n  port = 25\n  tls = \"none\"\n  username = \"u\"\n  password = \"p\"\n}\nsmtp \"local6\" {\n  host = \"::1\"\n  tls = \"none\"\n  username = \"u\"\n  password = \"p\"\n}\nsmtp \"localhost\" {\n  host = \"localhost\"\n  tls = \"none\"\n  username = \"u\"\n  password = \"p\"\n}\n",
+			check: func(t *testing.T, rs []config.SMTPRelay) {
+				if len(rs) != 3 || rs[0].Port != 25 || rs[1].Port != 587 {
+					t.Errorf("relays %+v", rs)
+				}
+			},
+		},
+		{
+			name: "plugin granted a declared relay",
+			src:  "smtp \"relay\" {\n  host = \"smtp.example.com\"\n}\nplugin \"email\" {\n  source = \"builtin:email-smtp\"\n  grants {\n    smtp_relay = \"relay\"\n  }\n}\n",
+			check: func(t *testing.T, rs []config.SMTPRelay) {
+				if len(rs) != 1 {
+					t.Errorf("relays %+v", rs)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(tt.src), "c.hcl", env(tt.env))
+			if err != nil {
+				t.Fatalf("unexpected problems:\n%v", err)
+			}
+			tt.check(t, c.SMTPRelays)
+		})
+	}
+}
+
+// Every bad smtp block yields a problem at the right file:line:col naming the key; the password never shows.
+func TestSMTPRelayProblems(t *testing.T) {
+	const secret = "hunter2-do-not-print"
+	block := func(body string) string { return "smtp \"relay\" {\n" + body + "}\n" }
+	tests := []struct {
+		name string
+		src  string
+		want []string // each must appear, in order
+	}{
+		{"missing host", "smtp \"relay\" {\n}\n", []string{"c.hcl:1:", `Missing required argument`, `"host"`}},
+		{"empty host", block("  host = \"\"\n"), []string{`c.hcl:2:10: smtp.relay.host: must not be empty`}},
+		{"host with a port", block("  host = \"smtp.example.com:587\"\n"), []string{`c.hcl:2:10: smtp.relay.host: "smtp.example.com:587" must be a host name or IP address only: give the port with port = N`}},
+		{"unknown key", block("  host = \"h\"\n  hots = \"h\"\n"), []string{`c.hcl:3:3: Unsupported argument: An argument named "hots" is not expected here.`}},
+		{"bad tls", block("  host = \"h\"\n  tls = \"ssl\"\n"), []string{`c.hcl:3:9: smtp.relay.tls: "ssl" must be "starttls"`}},
+		{"bad port", block("  host = \"h\"\n  port = 70000\n"), []string{`c.hcl:3:10: smtp.relay.port: 70000 must be between 1 and 65535`}},
+		{"bad pool", block("  host = \"h\"\n  pool = 65\n"), []string{`c.hcl:3:10: smtp.relay.pool: 65 must be between 1 and 64`}},
+		{"bad timeout", block("  host = \"h\"\n  timeout = \"soon\"\n"), []string{`c.hcl:3:13: smtp.relay.timeout: "soon" is not a duration`}},
+		{"timeout out of range", block("  host = \"h\"\n  timeout = \"1h\"\n"), []string{`c.hcl:3:13: smtp.relay.timeout: 1h must be between 1s and 10m0s`}},
+		{"bad helo", block("  host = \"h\"\n  helo = \"my host\"\n"), []string{`c.hcl:3:10: smtp.relay.helo: "my host" must be a host name`}},
+		{"username without password", block("  host = \"h\"\n  username = \"u\"\n"), []string{`c.hcl:3:14: smtp.relay.username: username is set without password`}},
+		{"password without username", block("  host = \"h\"\n  password = \"" + secret + "\"\n"), []string{`c.hcl:3:14: smtp.relay.password: password is set without username`}},
+		{"password in clear text over the network", block("  host = \"smtp.example.com\"\n  tls = \"none\"\n  username = \"u\"\n  password = \"" + secret + "\"\n"),
+			[]string{`c.hcl:5:14: smtp.relay.password: with tls = "none" the password would cross the network in clear text to "smtp.example.com"`}},
+		{"missing password variable", block("  host = \"h\"\n  username = \"u\"\n  password = env(\"SMTP_PASSWORD\")\n"),
+			[]string{"c.hcl:4:", "smtp.relay.password: ", "environment variable SMTP_PASSWORD is not set"}},
+		{"missing ca_file", block("  host = \"h\"\n  ca_file = \"testdata/nope.pem\"\n"), []string{`c.hcl:3:13: smtp.relay.ca_file: reading the CA bundle: open testdata/nope.pem: no such file or directory`}},
+		{"ca_file that is not PEM", block("  host = \"h\"\n  ca_file = \"testdata/not-a-cert.pem\"\n"), []string{`c.hcl:3:13: smtp.relay.ca_file: testdata/not-a-cert.pem holds no PEM certificate`}},
+		{"ca_file without tls", block("  host = \"127.0.0.1\"\n  tls = \"none\"\n  ca_file = \"testdata/relay-ca.pem\"\n"), []string{`c.hcl:4:13: smtp.relay.ca_file: is only used with tls = "starttls" or "tls"`}},
+		{"bad name", "smtp \"Main Relay\" {\n  host = \"h\"\n}\n", []string{`c.hcl:1:1: smtp.Main Relay: "Main Relay" is not a valid smtp block name`}},
+		{"declared twice", "smtp \"a\" {\n  host = \"h\"\n}\n\nsmtp \"a\" {\n  host = \"g\"\n}\n", []string{`c.hcl:1:1: smtp.a: smtp "a" is declared twice (again at c.hcl:5)`}},
+		{"grant without any smtp block", "plugin \"email\" {\n  source = \"builtin:email-smtp\"\n  grants {\n    smtp_relay = \"mail\"\n  }\n}\n",
+			[]string{`c.hcl:4:18: plugin.email.grants.smtp_relay: no smtp block is declared: add smtp "mail" { host = "..." }`}},
+		{"grant naming an undeclared relay", "smtp \"relay\" {\n  host = \"h\"\n}\nsmtp \"bulk\" {\n  host = \"h\"\n}\nplugin \"email\" {\n  source = \"builtin:email-smtp\"\n  grants {\n    smtp_relay = \"mail\"\n  }\n}\n",
+			[]string{`c.hcl:10:18: plugin.email.grants.smtp_relay: "mail" is not a declared smtp block (declared: "bulk", "relay")`}},
+		{"several problems at once, in file order", block("  host = \"\"\n  tls = \"ssl\"\n  pool = 0\n  timeout = \"x\"\n"),
+			[]string{`c.hcl:2:10: smtp.relay.host`, `c.hcl:3:9: smtp.relay.tls`, `c.hcl:5:13: smtp.relay.timeout`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(tt.src), "c.hcl", env(nil))
+			if err == nil {
+				t.Fatalf("no problem reported; got %+v", c)
+			}
+			var ps config.Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("error is %T, want config.Problems: %v", err, err)
+			}
+			full := ps.Error()
+			if strings.Contains(full, secret) {
+				t.Errorf("problems show the password:\n%s", full)
+			}
+			text := full
+			for _, w := range tt.want {
+				i := strings.Index(text, w)
+				if i < 0 {
+					t.Fatalf("problems do not contain %q:\n%s", w, full)
+				}
+				text = text[i+len(w):]
+			}
+		})
 	}
 }

@@ -1,16 +1,20 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/hashicorp/hcl/v2"
 )
 
 var pluginNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
@@ -61,7 +65,121 @@ func (c *Config) Validate() error {
 		names[p.Name] = true
 		p.validate(v, path)
 	}
+
+	relays := map[string]*SMTPRelay{}
+	for i := range c.SMTPRelays {
+		r := &c.SMTPRelays[i]
+		path := "smtp." + r.Name
+		if !pluginNamePattern.MatchString(r.Name) {
+			v.Add(path, "%q is not a valid smtp block name: use a lower-case letter then letters, digits, '_' or '-'", r.Name)
+		}
+		if _, dup := relays[r.Name]; dup {
+			v.Add(path, "smtp %q is declared twice%s", r.Name, declaredAt(r.DefRange))
+			continue
+		}
+		relays[r.Name] = r
+		r.validate(v, path)
+	}
+	// A grant must name a declared relay.
+	for i := range c.Plugins {
+		p := &c.Plugins[i]
+		if p.Grants == nil || p.Grants.SMTPRelay == "" {
+			continue
+		}
+		if _, ok := relays[p.Grants.SMTPRelay]; ok {
+			continue
+		}
+		path := "plugin." + p.Name + ".grants.smtp_relay"
+		if len(relays) == 0 {
+			v.Add(path, "no smtp block is declared: add smtp %q { host = \"...\" } to send mail through it", p.Grants.SMTPRelay)
+			continue
+		}
+		known := make([]string, 0, len(relays))
+		for name := range relays {
+			known = append(known, strconv.Quote(name))
+		}
+		sort.Strings(known)
+		v.Add(path, "%q is not a declared smtp block (declared: %s)", p.Grants.SMTPRelay, strings.Join(known, ", "))
+	}
 	return v.OrNil()
+}
+
+// declaredAt says where a duplicate block is, when the blocks come from a file.
+func declaredAt(again hcl.Range) string {
+	if again.Filename == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (again at %s:%d)", again.Filename, again.Start.Line)
+}
+
+// validate checks an smtp block and applies its defaults. Problems never show the password.
+func (r *SMTPRelay) validate(v *errs.ValidationError, path string) {
+	host := strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]")
+	switch {
+	case strings.TrimSpace(r.Host) == "":
+		v.Add(path+".host", "must not be empty: the relay's host name or IP address")
+	case strings.ContainsFunc(r.Host, func(c rune) bool { return c <= ' ' || c == '/' || c == 0x7f }):
+		v.Add(path+".host", "%q is not a host name or IP address", r.Host)
+	case strings.Contains(host, ":") && net.ParseIP(host) == nil:
+		v.Add(path+".host", "%q must be a host name or IP address only: give the port with port = N", r.Host)
+	}
+	switch r.TLS {
+	case "":
+		r.TLS = "starttls"
+	case "starttls", "tls", "none":
+	default:
+		v.Add(path+".tls", "%q must be \"starttls\" (upgrade a plain connection, the default), \"tls\" (TLS from the first byte, usually port 465) or \"none\" (plain text, for a relay on this host)", r.TLS)
+	}
+	switch {
+	case r.Port == 0 && r.TLS == "tls":
+		r.Port = 465
+	case r.Port == 0:
+		r.Port = 587
+	case r.Port < 1 || r.Port > 65535:
+		v.Add(path+".port", "%d must be between 1 and 65535", r.Port)
+	}
+	switch {
+	case r.Username != "" && r.Password == "":
+		v.Add(path+".username", "username is set without password: set both (password = env(\"SMTP_PASSWORD\")) or neither")
+	case r.Password != "" && r.Username == "":
+		v.Add(path+".password", "password is set without username: set both or neither")
+	case r.Password != "" && r.TLS == "none" && !isLoopbackHost(host):
+		v.Add(path+".password", "with tls = \"none\" the password would cross the network in clear text to %q: use tls = \"starttls\" or \"tls\" (plain text is only allowed to a relay on a loopback address)", r.Host)
+	}
+	if strings.ContainsRune(r.Username, 0) || strings.ContainsRune(r.Password, 0) {
+		v.Add(path+".username", "username and password must not contain NUL characters")
+	}
+	if strings.ContainsFunc(r.HELO, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+		v.Add(path+".helo", "%q must be a host name without spaces or control characters", r.HELO)
+	}
+	if r.Pool == 0 {
+		r.Pool = 4
+	} else if r.Pool < 1 || r.Pool > 64 {
+		v.Add(path+".pool", "%d must be between 1 and 64", r.Pool)
+	}
+	if r.Timeout == "" {
+		r.Timeout = "30s"
+	}
+	r.TimeoutDur = durationField(v, path+".timeout", r.Timeout, time.Second, 10*time.Minute)
+	if r.CAFile != "" {
+		if r.TLS == "none" {
+			v.Add(path+".ca_file", "is only used with tls = \"starttls\" or \"tls\"")
+		}
+		if pem, err := os.ReadFile(r.CAFile); err != nil {
+			v.Add(path+".ca_file", "reading the CA bundle: %s", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			v.Add(path+".ca_file", "%s holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)", r.CAFile)
+		}
+	}
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback IP address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 var sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
