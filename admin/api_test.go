@@ -21,6 +21,7 @@ import (
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/crosscast/crosscast/plugins/manager"
+	"github.com/crosscast/crosscast/plugins/outbox"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 )
@@ -74,13 +75,16 @@ func newFixture(t testing.TB) *fixture {
 		f.tokens[name] = secret
 	}
 	plugins, err := manager.New(context.Background(), manager.Options{
-		CacheDir: filepath.Join(os.TempDir(), "crosscast-test-wasm-cache"), Logger: log,
+		CacheDir: filepath.Join(os.TempDir(), "crosscast-test-wasm-cache"), Logger: log, KV: st, Metrics: reg,
 	}, manager.DefaultSpecs())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plugins.Close(context.Background()) })
-	f.deps = admin.Deps{Workspaces: ws, Auth: as, Store: st, Plugins: plugins, Metrics: reg, Logger: log, Version: "test"}
+	f.deps = admin.Deps{
+		Workspaces: ws, Auth: as, Store: st, Plugins: plugins, Channels: plugins, Outboxes: outbox.New(st), Hooks: plugins,
+		Metrics: reg, Logger: log, Version: "test",
+	}
 	f.srv = admin.New(f.deps, admin.Options{MaxBody: 4096})
 	f.srv.SetReady(true)
 	return f

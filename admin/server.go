@@ -34,6 +34,11 @@ type Deps struct {
 	Auth       *auth.Service
 	Store      Store
 	Plugins    Plugins
+	Channels   Channels
+	Outboxes   Outboxes
+	Hooks      Hooks
+	// HookEvents receives webhook events; nil drops them after counting.
+	HookEvents HookEvents
 	Metrics    *metrics.Registry
 	Logger     hclog.Logger
 	// Version is reported by /healthz.
@@ -61,8 +66,9 @@ type Server struct {
 	writeTimeout time.Duration
 	table        []route // registered routes, for 405 answers
 
-	requests *metrics.CounterVec
-	latency  *metrics.HistogramVec
+	requests   *metrics.CounterVec
+	latency    *metrics.HistogramVec
+	hookEvents *metrics.CounterVec
 }
 
 // New builds the server and its routes. It is not ready (readyz 503) until SetReady(true).
@@ -82,6 +88,8 @@ func New(deps Deps, opts Options) *Server {
 		"HTTP requests by route, method and status.", "route", "method", "status")
 	s.latency = deps.Metrics.Histogram("crosscast_http_request_duration_seconds",
 		"HTTP request latency by route, method and status.", metrics.LatencyBuckets, "route", "method", "status")
+	s.hookEvents = deps.Metrics.Counter("crosscast_hook_events_total",
+		"Events plugins found in webhooks, by plugin and event type.", "plugin", "type")
 	s.app = fiber.New(fiber.Config{
 		AppName:               "crosscast",
 		BodyLimit:             int(opts.MaxBody),
@@ -102,6 +110,7 @@ func (s *Server) routes() {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics)
+	app.All("/hooks/:workspace/:plugin", s.hook)
 
 	api := app.Group("/api/v1", s.authenticate)
 	api.Get("/whoami", s.whoami)
@@ -117,6 +126,9 @@ func (s *Server) routes() {
 	api.Get("/backup", s.backup)
 	api.Get("/plugins", s.listPlugins)
 	api.Post("/plugins/:name/reload", s.reloadPlugin)
+	api.Post("/workspaces/:id/channels/:plugin/test", s.testSend)
+	api.Get("/workspaces/:id/outbox", s.listOutbox)
+	api.Delete("/workspaces/:id/outbox", s.clearOutbox)
 
 	app.Use(s.unmatched)
 	s.indexRoutes()

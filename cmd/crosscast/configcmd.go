@@ -51,7 +51,13 @@ func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		// Plugin blocks can only be checked against the plugins themselves: load them as serve would (sources,
 		// checksums, manifests, grants, config blocks), then close them.
 		if len(cfg.Plugins) > 0 {
-			plugins, err := manager.New(ctx, manager.Options{CacheDir: userPluginCache()}, cfg.Plugins)
+			mailers, closeMailers, err := newMailers(cfg, nil)
+			if err != nil {
+				fmt.Fprintf(stderr, "%v\n", err)
+				return exitUsage
+			}
+			defer closeMailers()
+			plugins, err := manager.New(ctx, manager.Options{CacheDir: userPluginCache(), Mailers: mailers}, cfg.Plugins)
 			if err != nil {
 				fmt.Fprintf(stderr, "%v\n", err)
 				return exitUsage

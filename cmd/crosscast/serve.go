@@ -18,6 +18,7 @@ import (
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/crosscast/crosscast/plugins/manager"
+	"github.com/crosscast/crosscast/plugins/outbox"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -153,8 +154,14 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	if len(specs) == 0 {
 		specs = manager.DefaultSpecs()
 	}
+	mailers, closeMailers, err := newMailers(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeMailers() // deferred first, so it runs after the plugins are closed
 	plugins, err := manager.New(ctx, manager.Options{
 		CacheDir: filepath.Join(cfg.Storage.DataDir, "plugin-cache"), Logger: log, Metrics: reg,
+		KV: st, Mailers: mailers,
 	}, specs)
 	if err != nil {
 		return err
@@ -180,7 +187,8 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 
 	v, _, _ := buildInfo()
 	srv := admin.New(admin.Deps{
-		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Metrics: reg, Logger: log, Version: v,
+		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
+		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, ReadTimeout: cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
 	})

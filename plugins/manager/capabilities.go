@@ -1,41 +1,66 @@
 package manager
 
 import (
-	"context"
-	"sort"
-	"strings"
+	"fmt"
+	"slices"
 
 	"github.com/crosscast/crosscast/core/config"
+	"github.com/crosscast/crosscast/plugins/capability"
 	"github.com/crosscast/crosscast/plugins/netguard"
 	"github.com/crosscast/crosscast/plugins/runtime"
-	"github.com/crosscast/crosscast/sdk/wire"
-	"github.com/hashicorp/go-hclog"
 )
 
-// httpCapability returns the plugin's http host function under its grants, or nil when none are granted.
-func httpCapability(spec config.Plugin, log hclog.Logger) (runtime.HTTPFunc, *netguard.Client, error) {
-	if spec.Grants == nil || len(spec.Grants.HTTPHosts) == 0 {
-		return nil, nil, nil
-	}
-	g, err := netguard.ParseGrant(spec.Grants.HTTPHosts, spec.Grants.AllowPrivate)
-	if err != nil {
-		return nil, nil, err
-	}
-	client := netguard.NewClient(g, log.Named("http").With("plugin", spec.Name))
-	return func(ctx context.Context, req wire.HTTPRequest) wire.HTTPResponse {
-		header := make(map[string][]string, len(req.Headers))
-		for _, h := range req.Headers {
-			header[h.Key] = []string{h.Value}
-		}
-		resp, err := client.Do(ctx, netguard.Request{Method: req.Method, URL: req.URL, Header: header, Body: req.Body})
+// minRedacted is the shortest secret value masked in a plugin's logs: masking every "a" would garble them.
+const minRedacted = 4
+
+// grants builds the capabilities a plugin gets: only those its manifest requests and the operator granted
+// (checkGrants has compared both). The http client, when there is one, must be closed with the version.
+func (m *Manager) grants(spec config.Plugin, man Manifest, secrets map[string]string) (runtime.Grants, *netguard.Client, error) {
+	g := runtime.Grants{Host: map[string]runtime.HostFunc{}}
+	requested := func(c string) bool { return slices.Contains(man.Capabilities, c) }
+	var client *netguard.Client
+	if requested("http") {
+		grant, err := netguard.ParseGrant(spec.Grants.HTTPHosts, spec.Grants.AllowPrivate)
 		if err != nil {
-			return wire.HTTPResponse{Error: err.Error()}
+			return g, nil, err
 		}
-		pairs := make(wire.Pairs, 0, len(resp.Header))
-		for k, vs := range resp.Header {
-			pairs = append(pairs, wire.Pair{Key: k, Value: strings.Join(vs, ", ")})
+		if m.opts.HTTP != nil {
+			g.Host[runtime.ImportHTTP] = capability.HTTP(m.opts.HTTP(spec.Name, grant))
+		} else {
+			client = netguard.NewClient(grant, m.log.Named("http").With("plugin", spec.Name))
+			g.Host[runtime.ImportHTTP] = capability.HTTP(client)
 		}
-		sort.Slice(pairs, func(i, j int) bool { return pairs[i].Key < pairs[j].Key })
-		return wire.HTTPResponse{Status: uint32(resp.Status), Headers: pairs, Body: resp.Body}
-	}, client, nil
+	}
+	if requested("smtp") {
+		mailer := m.opts.Mailers[spec.Grants.SMTPRelay]
+		if mailer == nil {
+			return g, client, fmt.Errorf("grants name smtp relay %q, which is not configured", spec.Grants.SMTPRelay)
+		}
+		g.Host[runtime.ImportSMTP] = capability.SMTP(mailer)
+	}
+	if requested("kv") && m.opts.KV != nil {
+		g.Host[runtime.ImportKV] = capability.KV(m.opts.KV, spec.Name, spec.Grants.KVQuotaBytes)
+	}
+	if requested("secrets") {
+		var declared []string
+		for _, f := range man.Config {
+			if f.Secret {
+				declared = append(declared, f.Name)
+			}
+		}
+		g.Host[runtime.ImportSecret] = capability.Secrets(declared, secrets)
+		for _, v := range secrets {
+			if len(v) >= minRedacted {
+				g.Redact = append(g.Redact, v)
+			}
+		}
+	}
+	if requested("metrics") {
+		fn, err := m.ownMetrics.Declare(spec.Name, man.Metrics)
+		if err != nil {
+			return g, client, err
+		}
+		g.Host[runtime.ImportMetric] = fn
+	}
+	return g, client, nil
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/crosscast/crosscast/sdk/wire"
 )
 
-// fetchWasm is the test plugin built once for the package's tests.
-var fetchWasm string
+// The test plugins, built once for the package's tests.
+var fetchWasm, capsWasm string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "crosscast-manager-")
@@ -25,13 +25,16 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	fetchWasm = filepath.Join(dir, "fetch.wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", fetchWasm, ".")
-	build.Dir = "testdata/fetch"
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the fetch test plugin:", err)
-		os.Exit(1)
+	capsWasm = filepath.Join(dir, "caps.wasm")
+	for src, out := range map[string]string{"testdata/fetch": fetchWasm, "testdata/caps": capsWasm} {
+		build := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
+		build.Dir = src
+		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOFLAGS=-mod=mod")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building test plugin", src+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/plugins/bundled"
+	"github.com/crosscast/crosscast/plugins/capability"
 	"github.com/crosscast/crosscast/plugins/netguard"
 	"github.com/crosscast/crosscast/plugins/runtime"
 	"github.com/crosscast/crosscast/sdk"
@@ -50,8 +52,16 @@ type Options struct {
 	Lookup config.Lookup
 	// Now is the clock for quarantine backoff; nil means time.Now.
 	Now func() time.Time
-	// Metrics receives per-plugin call counts and latency; nil uses a private registry.
+	// Metrics receives per-plugin call counts and latency, and the plugins' own metrics; nil uses a private
+	// registry.
 	Metrics *metrics.Registry
+	// KV keeps the kv capability's spaces (core/store); nil leaves kv calls without storage (config validate).
+	KV capability.KVStore
+	// Mailers are the operator's SMTP relays by block name, for the smtp capability.
+	Mailers map[string]capability.Mailer
+	// HTTP, when set, replaces the network for the http capability: it gets each plugin's checked grant and
+	// returns what serves its requests (sdk/plugintest's recorded responses). Nil means a netguard.Client.
+	HTTP func(plugin string, grant netguard.Grant) capability.HTTPDoer
 }
 
 // The manifest types are the SDK's own: one definition of the manifest's JSON for plugins and host.
@@ -65,6 +75,7 @@ type (
 // Info is a plugin's state, as GET /api/v1/plugins shows it.
 type Info struct {
 	Name     string `json:"name"`
+	ID       string `json:"id"` // the manifest's id: what the plugin is, whatever the operator named it
 	Kind     string `json:"kind"`
 	Version  string `json:"version"`
 	Source   string `json:"source"`
@@ -85,6 +96,7 @@ type Manager struct {
 
 	callsTotal  *metrics.CounterVec
 	callSeconds *metrics.HistogramVec
+	ownMetrics  *capability.Metrics
 }
 
 // managed is one configured plugin across reloads.
@@ -117,12 +129,24 @@ func (l *loaded) close(ctx context.Context) error {
 	return err
 }
 
+// bundledGrants are the grants a bundled plugin gets when the operator declares no plugin blocks: what its
+// manifest requests, sized for development.
+func bundledGrants(name string) *config.Grants {
+	switch name {
+	case "capture":
+		return &config.Grants{KVQuota: "64MiB", KVQuotaBytes: 64 << 20} // about 100,000 typical emails per workspace
+	}
+	return nil
+}
+
 // DefaultSpecs are the plugin blocks in force when the operator declares none: every bundled plugin under its own
-// name, with the default limits.
+// name, with the default limits and the grants it needs.
 func DefaultSpecs() []config.Plugin {
 	var specs []config.Plugin
 	for _, name := range bundled.Names() {
-		specs = append(specs, config.Plugin{Name: name, Source: "builtin:" + name, Pool: 2, TimeoutDur: 5 * time.Second, MemoryBytes: 64 << 20})
+		spec := config.Plugin{Name: name, Source: "builtin:" + name, Pool: 2, TimeoutDur: 5 * time.Second, MemoryBytes: 64 << 20}
+		spec.Grants = bundledGrants(name)
+		specs = append(specs, spec)
 	}
 	return specs
 }
@@ -146,6 +170,7 @@ func New(ctx context.Context, opts Options, specs []config.Plugin) (*Manager, er
 	m.callSeconds = opts.Metrics.Histogram("crosscast_plugin_call_seconds",
 		"Plugin call latency, waiting for a free instance included.", metrics.LatencyBuckets, "plugin")
 	opts.Metrics.GaugeFunc("crosscast_plugins_quarantined", "Plugins in quarantine now.", m.quarantined)
+	m.ownMetrics = capability.NewMetrics(opts.Metrics)
 	var problems []string
 	for _, spec := range specs {
 		l, err := m.load(ctx, spec)
@@ -176,25 +201,20 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	if err != nil {
 		return nil, err
 	}
-	httpFunc, httpClient, err := httpCapability(spec, m.log)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil && httpClient != nil {
-			httpClient.CloseIdleConnections()
-		}
-	}()
 	rt, err := runtime.New(ctx, runtime.Options{
 		CacheDir: m.opts.CacheDir, Pool: spec.Pool, Timeout: spec.TimeoutDur,
-		MemoryLimit: uint64(spec.MemoryBytes), Logger: m.opts.Logger, HTTP: httpFunc,
+		MemoryLimit: uint64(spec.MemoryBytes), Logger: m.opts.Logger,
 	})
 	if err != nil {
 		return nil, err
 	}
+	var httpClient *netguard.Client
 	defer func() {
 		if err != nil {
 			_ = rt.Close(context.Background())
+			if httpClient != nil {
+				httpClient.CloseIdleConnections()
+			}
 		}
 	}()
 	p, err := rt.Load(ctx, spec.Name, wasm)
@@ -215,10 +235,16 @@ func (m *Manager) load(ctx context.Context, spec config.Plugin) (_ *loaded, err 
 	if err := checkGrants(spec, man); err != nil {
 		return nil, err
 	}
-	cfg, err := decodeConfig(spec, man, config.EvalContext(m.opts.Lookup))
+	cfg, secrets, err := decodeConfig(spec, man, config.EvalContext(m.opts.Lookup))
 	if err != nil {
 		return nil, err
 	}
+	grants, client, err := m.grants(spec, man, secrets)
+	if err != nil {
+		return nil, err
+	}
+	httpClient = client
+	p.Grant(grants)
 	if err := p.Configure(ctx, entryConfigure, cfg); err != nil {
 		return nil, fmt.Errorf("the plugin refused its configuration: %w", err)
 	}
@@ -270,6 +296,21 @@ func checkManifest(man Manifest) error {
 	}
 	if !semver.MatchString(man.Version) {
 		problems = append(problems, fmt.Sprintf("version %q is not semver (1.2.3)", man.Version))
+	}
+	secretFields := false
+	for _, f := range man.Config {
+		if f.Secret {
+			secretFields = true
+			if f.Type != "string" {
+				problems = append(problems, fmt.Sprintf("secret config field %q must have type string", f.Name))
+			}
+		}
+	}
+	if secretFields && !slices.Contains(man.Capabilities, "secrets") {
+		problems = append(problems, `it declares secret config fields without requesting the "secrets" capability`)
+	}
+	if len(man.Metrics) > 0 && !slices.Contains(man.Capabilities, "metrics") {
+		problems = append(problems, `it declares metrics without requesting the "metrics" capability`)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("bad manifest: %s", strings.Join(problems, "; "))

@@ -75,13 +75,18 @@ func TestDefaultsLoadBundledPlugins(t *testing.T) {
 	}
 	defer m.Close(context.Background())
 	list := m.List()
-	if len(list) == 0 || list[0].Name != "null" || list[0].Status != "ready" || list[0].Kind != "channel" || len(list[0].SHA256) != 64 {
-		t.Fatalf("%+v", list)
+	if len(list) != 2 || list[0].Name != "capture" || list[1].Name != "null" {
+		t.Fatalf("bundled plugins %+v", list)
+	}
+	for _, p := range list {
+		if p.Status != "ready" || p.Kind != "channel" || p.ID != p.Name || len(p.SHA256) != 64 {
+			t.Fatalf("%+v", p)
+		}
 	}
 	if err := send(t, m, "null"); err != nil {
 		t.Fatal(err)
 	}
-	if got := m.List()[0]; got.Calls != 1 || got.Failures != 0 {
+	if got := m.List()[1]; got.Calls != 1 || got.Failures != 0 {
 		t.Fatalf("counters %+v", got)
 	}
 	var text strings.Builder

@@ -19,15 +19,18 @@ import (
 )
 
 // decodeConfig checks the plugin's config block against the schema its manifest declares and returns it as the
-// JSON object the plugin's configure entry receives. Problems come with the operator's file:line:col.
-func decodeConfig(spec config.Plugin, man Manifest, ctx *hcl.EvalContext) ([]byte, error) {
+// JSON object the plugin's configure entry receives, without the secret fields, which it returns apart (name ->
+// value) for the secrets capability. Problems come with the operator's file:line:col, never with a value.
+func decodeConfig(spec config.Plugin, man Manifest, ctx *hcl.EvalContext) ([]byte, map[string]string, error) {
 	obj := hcldec.ObjectSpec{}
+	secret := map[string]bool{}
 	for _, f := range man.Config {
 		t, err := ctyType(f.Type)
 		if err != nil {
-			return nil, fmt.Errorf("its manifest declares config %q with %w", f.Name, err)
+			return nil, nil, fmt.Errorf("its manifest declares config %q with %w", f.Name, err)
 		}
 		obj[f.Name] = &hcldec.AttrSpec{Name: f.Name, Type: t, Required: f.Required}
+		secret[f.Name] = f.Secret
 	}
 	body := hcl.EmptyBody()
 	if spec.Config != nil {
@@ -46,12 +49,17 @@ func decodeConfig(spec config.Plugin, man Manifest, ctx *hcl.EvalContext) ([]byt
 			}
 			lines = append(lines, line)
 		}
-		return nil, fmt.Errorf("config block: %s", strings.Join(lines, "; "))
+		return nil, nil, fmt.Errorf("config block: %s", strings.Join(lines, "; "))
 	}
 	// Absent optional attributes are null: leave them out rather than send nulls.
 	kept := map[string]cty.Value{}
+	secrets := map[string]string{}
 	for name, v := range val.AsValueMap() {
-		if !v.IsNull() {
+		switch {
+		case v.IsNull():
+		case secret[name]:
+			secrets[name] = v.AsString()
+		default:
 			kept[name] = v
 		}
 	}
@@ -59,7 +67,8 @@ func decodeConfig(spec config.Plugin, man Manifest, ctx *hcl.EvalContext) ([]byt
 	if len(kept) > 0 {
 		out = cty.ObjectVal(kept)
 	}
-	return ctyjson.Marshal(out, out.Type())
+	js, err := ctyjson.Marshal(out, out.Type())
+	return js, secrets, err
 }
 
 func ctyType(t string) (cty.Type, error) {
@@ -278,7 +287,7 @@ func (m *Manager) List() []Info {
 func (m *Manager) info(name string, mp *managed) Info {
 	l := mp.current.Load()
 	in := Info{
-		Name: name, Kind: string(l.manifest.Kind), Version: l.manifest.Version, Source: mp.spec.Source, SHA256: l.sha256,
+		Name: name, ID: l.manifest.ID, Kind: string(l.manifest.Kind), Version: l.manifest.Version, Source: mp.spec.Source, SHA256: l.sha256,
 		Status: "ready", Calls: mp.calls.Load(), Failures: mp.fails.Load(),
 	}
 	if q, last := mp.breaker.state(m.opts.Now()); q {

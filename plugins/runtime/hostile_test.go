@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/crosscast/crosscast/sdk/wire"
 	goruntime "runtime"
 	"strings"
 	"sync/atomic"
@@ -14,19 +15,21 @@ import (
 
 // Entry points of testdata/hostile.
 const (
-	hostileOK        = 0
-	hostileSpin      = 1
-	hostileMemBomb   = 2
-	hostilePanic     = 3
-	hostileHugeLen   = 4
-	hostilePtrOOB    = 5
-	hostileLogFlood  = 6
-	hostileBadStatus = 7
-	hostileEmpty     = 8
-	hostileBadLogPtr = 9
-	hostileBigOutput = 10
-	hostileWrapPtr   = 11
-	hostileSleep     = 12
+	hostileOK          = 0
+	hostileSpin        = 1
+	hostileMemBomb     = 2
+	hostilePanic       = 3
+	hostileHugeLen     = 4
+	hostilePtrOOB      = 5
+	hostileLogFlood    = 6
+	hostileBadStatus   = 7
+	hostileEmpty       = 8
+	hostileBadLogPtr   = 9
+	hostileBigOutput   = 10
+	hostileWrapPtr     = 11
+	hostileSleep       = 12
+	hostileBadHostPtr  = 13
+	hostileHugeHostReq = 14
 )
 
 // hostileOptions are tight limits, so that every misbehaviour is met quickly.
@@ -56,6 +59,7 @@ func TestHostileGuestsAreContained(t *testing.T) {
 		{name: "unknown status byte", entry: hostileBadStatus, want: ErrProtocol},
 		{name: "empty output", entry: hostileEmpty, want: ErrProtocol},
 		{name: "log with a pointer out of bounds", entry: hostileBadLogPtr, want: ErrTrap},
+		{name: "capability request with a pointer out of bounds", entry: hostileBadHostPtr, want: ErrTrap},
 		{name: "cc_alloc returns a pointer out of bounds", entry: hostileOK, input: make([]byte, 13), want: ErrProtocol},
 		{name: "cc_alloc returns 0", entry: hostileOK, input: make([]byte, 14), want: ErrProtocol},
 	}
@@ -116,6 +120,24 @@ func TestHostileGuestsAreContained(t *testing.T) {
 		if st := s.healthy.Stats(); st.Failures != 0 || st.Discarded != 0 || st.Created != 1 {
 			t.Errorf("healthy plugin stats %+v: the hostile one must not have touched it", st)
 		}
+	}
+}
+
+// A capability request claiming more than the host reads is refused in the answer, not read and not a trap; take
+// hands the answer over only at its exact length; and a plugin without grants is told it has none.
+func TestCapabilityRequestsAreBounded(t *testing.T) {
+	rt, _ := newTestRuntime(t, hostileOptions())
+	p := load(t, rt, "hostile")
+	out, err := p.Call(context.Background(), hostileHugeHostReq, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _, err := wire.OpenAnswer(out)
+	if err != nil || msg != "request too large for the kv capability" {
+		t.Fatalf("answer %q (%q, %v)", out, msg, err)
+	}
+	if st := p.Stats(); st.Discarded != 0 {
+		t.Fatalf("a refused request discarded the instance: %+v", st)
 	}
 }
 

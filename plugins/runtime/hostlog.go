@@ -25,9 +25,16 @@ const (
 // hostImports are the functions of crosscast_v1 and their signatures, checked at load.
 var hostImports = map[string]funcSig{
 	"log":  {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}},
-	"http": {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI64}},
 	"take": {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI32}},
+	// The capability imports: (req_ptr, req_len) -> answer length.
+	ImportHTTP:   capabilitySig,
+	ImportSMTP:   capabilitySig,
+	ImportKV:     capabilitySig,
+	ImportSecret: capabilitySig,
+	ImportMetric: capabilitySig,
 }
+
+var capabilitySig = funcSig{params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI64}}
 
 // errBadLogPointer is raised (as a panic, which wazero turns into the call's error) when a guest passes log a
 // range outside its memory: the guest is broken, the host carries on.
@@ -44,7 +51,11 @@ func withPlugin(ctx context.Context, p *Plugin) context.Context {
 // instantiateHostModule defines crosscast_v1 in rt.
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(HostModule)
-	for name, fn := range map[string]api.GoModuleFunc{"log": hostLog, "http": hostHTTP, "take": hostTake} {
+	funcs := map[string]api.GoModuleFunc{"log": hostLog, "take": hostTake}
+	for _, name := range capabilityImports {
+		funcs[name] = capabilityFunc(name)
+	}
+	for name, fn := range funcs {
 		sig := hostImports[name]
 		b = b.NewFunctionBuilder().WithGoModuleFunction(fn, sig.params, sig.results).Export(name)
 	}
@@ -68,6 +79,7 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	line, truncated := truncateUTF8(b, maxLogLine)
+	line = p.redact(line)
 	if truncated {
 		p.log.Log(guestLevel(level), "log", "line", line, "truncated", true)
 		return

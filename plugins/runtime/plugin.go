@@ -18,6 +18,9 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
+// keptAnswer is the largest capability answer buffer an instance keeps between calls.
+const keptAnswer = 64 << 10
+
 // Output status bytes (sdk/ABI.md).
 const (
 	statusOK    = 0
@@ -47,6 +50,28 @@ type Plugin struct {
 
 	// setup, once set by Configure, runs on every new instance before it serves a call.
 	setup atomic.Pointer[setupCall]
+	// grants are the capabilities the plugin may use, set by Grant.
+	grants atomic.Pointer[Grants]
+}
+
+// Grants are what a plugin may use beyond logging.
+type Grants struct {
+	// Host serves the capability imports, by import name (ImportHTTP, ...). A missing one is not granted: the guest
+	// gets a refusal in the answer, not a trap.
+	Host map[string]HostFunc
+	// Redact lists values (secrets) masked as "[redacted]" in the plugin's log lines and output tails.
+	Redact []string
+}
+
+// Grant sets the plugin's capabilities. Call it once its manifest is known and before Configure; until then the
+// plugin has none. The maps are not copied: do not change them afterwards.
+func (p *Plugin) Grant(g Grants) { p.grants.Store(&g) }
+
+func (p *Plugin) hostFunc(name string) HostFunc {
+	if g := p.grants.Load(); g != nil {
+		return g.Host[name]
+	}
+	return nil
 }
 
 // setupCall is an entry point every instance runs once, right after it starts.
@@ -92,8 +117,9 @@ type instance struct {
 	// done is the running call's ctx.Done(), set and read only on the goroutine that calls into the instance (host
 	// functions run on it), so that a guest asleep in poll_oneoff wakes at the deadline.
 	done <-chan struct{}
-	// pending is a host function's answer waiting for the guest's take (same goroutine as done).
-	pending []byte
+	// pending is a host function's answer waiting for the guest's take (same goroutine as done); answer is the
+	// buffer it lives in, reused across calls.
+	pending, answer []byte
 }
 
 // sleep is the instance's nanosleep (WASI poll_oneoff on a clock): it ends early when the call's deadline passes.
@@ -136,6 +162,20 @@ func newPlugin(r *Runtime, name string, code *compiledModule) *Plugin {
 		p.log.Warn("guest log lines dropped by rate limit", "dropped", n)
 	})
 	return p
+}
+
+// redact masks the runtime's Redact values (secrets) in s.
+func (p *Plugin) redact(s string) string {
+	g := p.grants.Load()
+	if g == nil {
+		return s
+	}
+	for _, v := range g.Redact {
+		if v != "" && strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return s
 }
 
 // Name is the name the plugin was loaded with.
@@ -215,7 +255,12 @@ func (p *Plugin) invoke(ctx context.Context, inst *instance, entry uint32, input
 	defer cancel()
 	cctx = withInstance(withPlugin(cctx, p), inst)
 	inst.done = cctx.Done()
-	defer func() { inst.done, inst.pending = nil, nil }()
+	defer func() {
+		inst.done, inst.pending = nil, nil
+		if cap(inst.answer) > keptAnswer {
+			inst.answer = nil // a big HTTP body: don't keep it for the instance's life
+		}
+	}()
 	inst.stdout.Reset()
 	inst.stderr.Reset()
 
@@ -373,10 +418,10 @@ func (p *Plugin) discard(inst *instance, during string, err error) {
 		args = append(args, "trace", detail)
 	}
 	if s := inst.stderr.String(); s != "" {
-		args = append(args, "stderr", s)
+		args = append(args, "stderr", p.redact(s))
 	}
 	if s := inst.stdout.String(); s != "" {
-		args = append(args, "stdout", s)
+		args = append(args, "stdout", p.redact(s))
 	}
 	p.log.Warn("discarding plugin instance", args...)
 	p.closeInstance(inst)

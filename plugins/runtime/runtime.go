@@ -50,8 +50,6 @@ type Options struct {
 	// Logger receives guest log lines and the stderr tail of failed instances, as Named("plugin") with a "plugin"
 	// key. Nil discards them.
 	Logger hclog.Logger
-	// HTTP serves the plugin's http capability; nil means not granted (the guest gets an error response).
-	HTTP HTTPFunc
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -43,6 +43,12 @@ func alloc(n uint32) uint32 {
 //go:wasmimport crosscast_v1 log
 func hostLog(level, ptr, n uint32)
 
+//go:wasmimport crosscast_v1 kv
+func hostKV(ptr, n uint32) uint64
+
+//go:wasmimport crosscast_v1 take
+func hostTake(ptr, n uint32) uint32
+
 func packed(b []byte) uint64 {
 	return uint64(uintptr(unsafe.Pointer(&b[0])))<<32 | uint64(len(b))
 }
@@ -84,6 +90,20 @@ func call(entry, ptr, n uint32) uint64 {
 		return 0xFFFF_FFF0<<32 | 0x20
 	case 12: // sleeps for an hour
 		time.Sleep(time.Hour)
+	case 13: // a capability request with a pointer outside memory
+		hostKV(0xFFFF_FF00, 64)
+	case 14: // a capability request claiming 2 GiB, then takes the answer with a wrong length first
+		n := uint32(hostKV(0, 0x7FFF_FFFF))
+		buf := make([]byte, n+1)
+		if hostTake(uint32(uintptr(unsafe.Pointer(&buf[0]))), n+1) != 0 {
+			out = append(out, "take accepted a wrong length"...)
+			break
+		}
+		if hostTake(uint32(uintptr(unsafe.Pointer(&buf[0]))), n) != n {
+			out = append(out, "take refused the right length"...)
+			break
+		}
+		out = append(out, buf[:n]...)
 	}
 	return packed(out)
 }

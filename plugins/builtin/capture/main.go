@@ -1,0 +1,240 @@
+// Command capture is the bundled "capture" channel: it sends nothing, and keeps every message it is given in a
+// per-workspace development outbox (the plugin's key-value space), which GET /api/v1/workspaces/{id}/outbox
+// shows, newest first. A fresh install can run a whole campaign, and a developer can read what each contact would
+// have received, without any provider.
+//
+// The outbox is bounded by the operator's kv_quota: when it is full, the oldest messages are dropped to make room.
+// A message sent again with the same idempotency key is not stored twice; it gets the first copy's provider id.
+//
+// Its webhook, POST /hooks/{workspace}/capture, plays the provider's part: a JSON body
+// {"events":[{"type":"bounced","message_id":"m1","permanent":true,"detail":"550 no such user"}]} reports events
+// about captured messages, so bounce, complaint and reply handling can be tried without a provider. Events about
+// messages the outbox does not hold are refused (422), so the hook cannot be used to forge events about anything
+// else; still, it has no authentication: it is a development channel.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/crosscast/crosscast/sdk"
+)
+
+func main() {}
+
+func init() {
+	sdk.RegisterChannel(sdk.Manifest{
+		ID: "capture", Version: "1.0.0",
+		Capabilities: []string{"kv", "metrics"},
+		Metrics: []sdk.Metric{
+			{Name: "capture_messages_total", Type: "counter", Help: "Messages kept in a development outbox."},
+			{Name: "capture_evicted_total", Type: "counter", Help: "Old messages dropped from a full development outbox."},
+		},
+	}, &channel{})
+}
+
+// Key layout of the plugin's space (one per workspace):
+//
+//	msg/<unix millis, 16 digits>/<message id>  -> JSON Record (oldest first in key order)
+//	id/<idempotency key or message id>    -> the msg/ key of the message's first copy
+//	mid/<message id>                      -> the msg/ key (the webhook finds messages by id)
+const (
+	msgPrefix = "msg/"
+	idPrefix  = "id/"
+	midPrefix = "mid/"
+	// evictBatch is how many of the oldest messages go at once when the outbox is full.
+	evictBatch = 100
+)
+
+// Record is one captured message, as the outbox API shows it.
+type Record struct {
+	ID             string            `json:"id"`
+	IdempotencyKey string            `json:"idempotency_key,omitempty"`
+	ContactID      string            `json:"contact_id,omitempty"`
+	To             string            `json:"to"`
+	Fields         map[string]string `json:"fields,omitempty"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	CapturedAt     string            `json:"captured_at"` // RFC 3339, the host's clock
+}
+
+type channel struct{}
+
+func (c *channel) Configure(map[string]any) error { return nil }
+
+// msgKey sorts oldest first: list order is byte order, and the time is zero-padded.
+func msgKey(call sdk.Call, id string) string {
+	return fmt.Sprintf("%s%016d/%s", msgPrefix, max(call.Now.UnixMilli(), 0), id)
+}
+
+func dedupeKey(m sdk.Message) string {
+	if m.IdempotencyKey != "" {
+		return idPrefix + m.IdempotencyKey
+	}
+	return idPrefix + m.ID
+}
+
+// Send keeps each message in the outbox and reports it delivered; a repeat of an already captured message reports
+// the first copy.
+func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
+	results := make([]sdk.Result, len(msgs))
+	lookups := make([]sdk.KVOp, len(msgs))
+	for i, m := range msgs {
+		results[i].ID = m.ID
+		lookups[i] = sdk.KVOp{Kind: sdk.KVGet, Key: dedupeKey(m)}
+	}
+	seen, err := sdk.KV.Do(lookups...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the outbox: %w", err)
+	}
+	var writes []sdk.KVOp
+	fresh := 0
+	inBatch := map[string]string{}
+	for i, m := range msgs {
+		dk := dedupeKey(m)
+		if seen[i].OK {
+			results[i].Status, results[i].ProviderID = sdk.Delivered, string(seen[i].Value)
+			continue
+		}
+		if first, ok := inBatch[dk]; ok {
+			results[i].Status, results[i].ProviderID = sdk.Delivered, first
+			continue
+		}
+		if strings.ContainsRune(m.ID, '/') || m.ID == "" {
+			results[i].Status, results[i].Error = sdk.Failed, "message id must be non-empty and without '/'"
+			continue
+		}
+		key := msgKey(call, m.ID)
+		rec, err := json.Marshal(Record{
+			ID: m.ID, IdempotencyKey: m.IdempotencyKey, ContactID: m.ContactID, To: m.To,
+			Fields: pairsMap(m.Fields), Headers: pairsMap(m.Headers), CapturedAt: call.Now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		})
+		if err != nil {
+			results[i].Status, results[i].Error = sdk.Failed, err.Error()
+			continue
+		}
+		writes = append(writes, sdk.KVOp{Kind: sdk.KVPut, Key: key, Value: rec}, sdk.KVOp{Kind: sdk.KVPut, Key: dk, Value: []byte(key)},
+			sdk.KVOp{Kind: sdk.KVPut, Key: midPrefix + m.ID, Value: []byte(key)})
+		inBatch[dk] = key
+		results[i].Status, results[i].ProviderID = sdk.Delivered, key
+		fresh++
+	}
+	if len(writes) == 0 {
+		return results, nil
+	}
+	for attempt := 0; ; attempt++ {
+		_, err := sdk.KV.Do(writes...)
+		if err == nil {
+			break
+		}
+		if !sdk.IsKVQuotaExceeded(err) || attempt == 5 {
+			return nil, fmt.Errorf("writing the outbox: %w", err)
+		}
+		if err := evictOldest(); err != nil {
+			return nil, err
+		}
+	}
+	_ = sdk.Count("capture_messages_total", float64(fresh))
+	return results, nil
+}
+
+// evictOldest drops the oldest messages, and their dedupe keys, to make room.
+func evictOldest() error {
+	oldest, _, err := sdk.KV.List(msgPrefix, "", evictBatch)
+	if err != nil {
+		return fmt.Errorf("listing the outbox: %w", err)
+	}
+	if len(oldest) == 0 {
+		return errors.New("the outbox is empty and still over its quota: raise kv_quota")
+	}
+	ops := make([]sdk.KVOp, 0, 2*len(oldest))
+	for _, e := range oldest {
+		ops = append(ops, sdk.KVOp{Kind: sdk.KVDelete, Key: e.Key})
+		var rec Record
+		if json.Unmarshal(e.Value, &rec) == nil {
+			ops = append(ops, sdk.KVOp{Kind: sdk.KVDelete, Key: dedupeKey(sdk.Message{ID: rec.ID, IdempotencyKey: rec.IdempotencyKey})},
+				sdk.KVOp{Kind: sdk.KVDelete, Key: midPrefix + rec.ID})
+		}
+	}
+	if _, err := sdk.KV.Do(ops...); err != nil {
+		return fmt.Errorf("dropping old messages: %w", err)
+	}
+	_ = sdk.Count("capture_evicted_total", float64(len(oldest)))
+	return nil
+}
+
+func pairsMap(ps sdk.Pairs) map[string]string {
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps.Map()
+}
+
+// hookEvent is one simulated provider event in the webhook's body.
+type hookEvent struct {
+	Type      string `json:"type"` // delivered, bounced, deferred, complained, opened, clicked, unsubscribed, replied
+	MessageID string `json:"message_id"`
+	Permanent bool   `json:"permanent"`
+	Detail    string `json:"detail"`
+}
+
+// Receive turns a simulated provider webhook into events about captured messages.
+func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, error) {
+	if req.Method != "POST" {
+		return reply(405, "send the events with POST"), nil
+	}
+	var body struct {
+		Events []hookEvent `json:"events"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(req.Body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return reply(400, "the body must be {\"events\":[{\"type\":..., \"message_id\":...}]}: "+err.Error()), nil
+	}
+	if len(body.Events) == 0 || len(body.Events) > 1000 {
+		return reply(400, "send 1 to 1000 events"), nil
+	}
+	lookups := make([]sdk.KVOp, len(body.Events))
+	for i, e := range body.Events {
+		lookups[i] = sdk.KVOp{Kind: sdk.KVGet, Key: midPrefix + e.MessageID}
+	}
+	found, err := sdk.KV.Do(lookups...)
+	if err != nil {
+		return sdk.HookReply{}, fmt.Errorf("reading the outbox: %w", err)
+	}
+	out := sdk.HookReply{Status: 200, Headers: sdk.Pairs{{Key: "Content-Type", Value: "application/json"}}}
+	for i, e := range body.Events {
+		typ, ok := wireEventType(e.Type)
+		if !ok {
+			return reply(422, fmt.Sprintf("event %d: unknown type %q", i, e.Type)), nil
+		}
+		if !found[i].OK {
+			return reply(422, fmt.Sprintf("event %d: message %q is not in this workspace's outbox", i, e.MessageID)), nil
+		}
+		var rec Record
+		if v, ok, err := sdk.KV.Get(string(found[i].Value)); err == nil && ok {
+			_ = json.Unmarshal(v, &rec)
+		}
+		out.Events = append(out.Events, sdk.ChannelEvent{
+			Type: typ, MessageID: e.MessageID, ProviderID: string(found[i].Value), Address: rec.To,
+			AtUnixMilli: call.Now.UnixMilli(), Permanent: e.Permanent, Detail: e.Detail,
+		})
+	}
+	out.Body = []byte(fmt.Sprintf(`{"accepted":%d}`, len(out.Events)))
+	return out, nil
+}
+
+func wireEventType(name string) (sdk.EventType, bool) {
+	for t := sdk.EventDelivered; t <= sdk.EventReplied; t++ {
+		if t.String() == name {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+func reply(status uint32, msg string) sdk.HookReply {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return sdk.HookReply{Status: status, Headers: sdk.Pairs{{Key: "Content-Type", Value: "application/json"}}, Body: b}
+}
