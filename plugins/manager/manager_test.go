@@ -18,7 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-func opts(t *testing.T) Options {
+func opts(t testing.TB) Options {
 	return Options{CacheDir: filepath.Join(os.TempDir(), "crosscast-test-wasm-cache"), Logger: hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Info})}
 }
 

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/crosscast/crosscast/sdk"
 )
@@ -106,14 +107,7 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 			continue
 		}
 		key := msgKey(call, m.ID)
-		rec, err := json.Marshal(Record{
-			ID: m.ID, IdempotencyKey: m.IdempotencyKey, ContactID: m.ContactID, To: m.To,
-			Fields: pairsMap(m.Fields), Headers: pairsMap(m.Headers), CapturedAt: call.Now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		})
-		if err != nil {
-			results[i].Status, results[i].Error = sdk.Failed, err.Error()
-			continue
-		}
+		rec := appendRecord(nil, m, call.Now.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 		writes = append(writes, sdk.KVOp{Kind: sdk.KVPut, Key: key, Value: rec}, sdk.KVOp{Kind: sdk.KVPut, Key: dk, Value: []byte(key)},
 			sdk.KVOp{Kind: sdk.KVPut, Key: midPrefix + m.ID, Value: []byte(key)})
 		inBatch[dk] = key
@@ -164,11 +158,84 @@ func evictOldest() error {
 	return nil
 }
 
-func pairsMap(ps sdk.Pairs) map[string]string {
-	if len(ps) == 0 {
-		return nil
+// appendRecord appends m as the JSON of a Record. It is written by hand: encoding/json's reflection costs a Go
+// guest about ten times more than this under the host's interruptible mode, and it ran once per message
+// (docs/benchmarks.md, BenchmarkCaptureSend).
+func appendRecord(b []byte, m sdk.Message, capturedAt string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, m.ID)
+	if m.IdempotencyKey != "" {
+		b = append(b, `,"idempotency_key":`...)
+		b = appendJSONString(b, m.IdempotencyKey)
 	}
-	return ps.Map()
+	if m.ContactID != "" {
+		b = append(b, `,"contact_id":`...)
+		b = appendJSONString(b, m.ContactID)
+	}
+	b = append(b, `,"to":`...)
+	b = appendJSONString(b, m.To)
+	b = appendPairs(b, "fields", m.Fields)
+	b = appendPairs(b, "headers", m.Headers)
+	b = append(b, `,"captured_at":`...)
+	b = appendJSONString(b, capturedAt)
+	return append(b, '}')
+}
+
+func appendPairs(b []byte, name string, ps sdk.Pairs) []byte {
+	if len(ps) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '{')
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p.Key)
+		b = append(b, ':')
+		b = appendJSONString(b, p.Value)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and control characters escaped, and invalid
+// UTF-8 replaced by U+FFFD, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 // hookEvent is one simulated provider event in the webhook's body.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,5 +35,24 @@ func TestDedupeKeyPrefersIdempotencyKey(t *testing.T) {
 	}
 	if got := dedupeKey(sdk.Message{ID: "m1"}); got != "id/m1" {
 		t.Fatal(got)
+	}
+}
+
+// The hand-written record encoding is exactly what encoding/json makes of a Record, for every kind of string.
+func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
+	nasty := []string{"", "plain", `quo"te\back`, "new\nline\ttab\r", "ctl\x00\x1f\x7f", "<b>&amp;</b>", "é ü 日本 🎉",
+		"bad utf8 \xff\xfe end", "line\u2028sep\u2029", strings.Repeat("x", 300)}
+	for i, s := range nasty {
+		m := sdk.Message{ID: "m" + s, IdempotencyKey: s, ContactID: s, To: s,
+			Fields: sdk.Pairs{{Key: "a" + s, Value: s}, {Key: "b", Value: s}}, Headers: sdk.Pairs{{Key: "X-" + s, Value: s}}}
+		at := "2026-11-22T10:00:00.000Z"
+		want, err := json.Marshal(Record{ID: m.ID, IdempotencyKey: m.IdempotencyKey, ContactID: m.ContactID, To: m.To,
+			Fields: m.Fields.Map(), Headers: m.Headers.Map(), CapturedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendRecord(nil, m, at); string(got) != string(want) {
+			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
+		}
 	}
 }
