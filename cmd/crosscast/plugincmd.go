@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"go/format"
 	"io"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"sync"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/plugins/runtime"
@@ -30,11 +33,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// scaffoldFiles are the templates of `plugin new` and sdk.txtar, a snapshot of the SDK's source (sdk/go.mod,
+// scaffoldFiles are the templates of `plugin new` (shared ones, and main.go and main_test.go per kind) and sdk.txtar, a snapshot of the SDK's source (sdk/go.mod,
 // sdk/*.go and sdk/wire/*.go without tests) written into every new project. Go cannot embed sdk/ from here: it is
 // another module. TestSDKSnapshotIsFresh fails when the snapshot differs from sdk/; -update-sdk rewrites it.
 //
-//go:embed scaffold/*.tmpl scaffold/sdk.txtar
+//go:embed scaffold/*.tmpl scaffold/channel/*.tmpl scaffold/scorer/*.tmpl scaffold/connector/*.tmpl scaffold/sdk.txtar
 var scaffoldFiles embed.FS
 
 const pluginUsage = `Usage: crosscast plugin <subcommand> [arguments] [flags]
@@ -43,7 +46,7 @@ Builds, inspects and tries Crosscast plugins (WebAssembly modules written with t
 Flags may come before or after the arguments.
 
 Subcommands:
-  new KIND NAME [-dir DIR]   scaffold a plugin project (KIND: channel) that builds offline with Go alone
+  new KIND NAME [-dir DIR]   scaffold a plugin project (KIND: channel, scorer, connector) that builds offline
   build DIR [-o FILE]        compile the project in DIR to wasm; print the file's sha256 and path
   test DIR [-config JSON]    go test natively, build, then load the module and run manifest and configure
   inspect FILE               print a module's size, sha256, ABI, exports, imports and manifest as JSON
@@ -72,6 +75,8 @@ func pluginCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return pluginInspectCmd(ctx, args[1:], stdout, stderr)
 	case "call":
 		return pluginCallCmd(ctx, args[1:], stdout, stderr)
+	case "host":
+		return pluginHostCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "crosscast plugin: unknown subcommand %q\n\n%s", args[0], pluginUsage)
 	return exitUsage
@@ -105,26 +110,16 @@ const (
 	maxPluginMemory      = 4 << 30
 )
 
-// Entry points of ABI v1 (sdk/ABI.md) that `plugin call` knows by name.
+// Entry points of ABI v1 (sdk/ABI.md) that `plugin call` knows by name (callEntryNamed).
 const (
 	entryManifest  = 1
 	entryConfigure = 2
 	entrySend      = 16
+	entryReceive   = 17
+	entryScore     = 32
+	entryInbound   = 48
+	entryOutbound  = 49
 )
-
-// entryByName returns the entry point id of a name or a decimal number.
-func entryByName(s string) (uint32, bool) {
-	switch s {
-	case "manifest":
-		return entryManifest, true
-	case "configure":
-		return entryConfigure, true
-	case "send":
-		return entrySend, true
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	return uint32(n), err == nil
-}
 
 // pluginNamePattern is the shape of a plugin name in the configuration (core/config); a new plugin's NAME, module
 // path element and manifest id follow it.
@@ -134,14 +129,17 @@ var pluginNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 
 const pluginNewAbout = `Scaffolds a plugin project in DIR (default ./NAME), which must not exist or be empty:
 
-  main.go         the plugin: a channel whose Send reports every message delivered and logs with sdk.Log
-  main_test.go    native Go tests of Send and Configure
+  main.go         the plugin, a small working example of its KIND:
+                    channel    Send reports every message delivered
+                    scorer     Score rates engagement from event counts, keeping points in the contact's state
+                    connector  Inbound takes a JSON array of Segment events; Outbound marks every event done
+  main_test.go    native Go tests of the plugin
   go.mod          module example.com/NAME, using the SDK from .crosscast/sdk
   .crosscast/sdk  the plugin SDK's source, written from this binary: the project builds offline, with Go alone
   README.md       the commands to test, build and try it; .gitignore
 
-KIND is channel (scorer and connector plugins are not available yet). NAME is the plugin's id: a lower-case
-letter, then lower-case letters, digits, '_' or '-'.`
+KIND is channel, scorer or connector. NAME is the plugin's id: a lower-case letter, then lower-case letters,
+digits, '_' or '-'.`
 
 func pluginNewCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plugin new", "plugin new KIND NAME [-dir DIR]", pluginNewAbout, stderr)
@@ -156,12 +154,9 @@ func pluginNewCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	kind, name := pos[0], pos[1]
 	switch kind {
-	case "channel":
-	case "scorer", "connector":
-		fmt.Fprintf(stderr, "crosscast plugin new: %s plugins are not available yet: the SDK implements channel only\n", kind)
-		return exitUsage
+	case "channel", "scorer", "connector":
 	default:
-		fmt.Fprintf(stderr, "crosscast plugin new: unknown KIND %q: use channel\n", kind)
+		fmt.Fprintf(stderr, "crosscast plugin new: unknown KIND %q: use channel, scorer or connector\n", kind)
 		return exitUsage
 	}
 	if !pluginNamePattern.MatchString(name) {
@@ -176,7 +171,7 @@ func pluginNewCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "crosscast plugin new: %v\n", err)
 		return exitUsage
 	}
-	if err := writeScaffold(*dir, name); err != nil {
+	if err := writeScaffold(*dir, kind, name); err != nil {
 		if created {
 			_ = os.RemoveAll(*dir)
 		}
@@ -204,16 +199,17 @@ func prepareEmptyDir(dir string) (created bool, err error) {
 	return false, nil
 }
 
-// writeScaffold writes the project files and the SDK snapshot into dir.
-func writeScaffold(dir, name string) error {
+// writeScaffold writes the project files of a plugin of kind (channel, scorer, connector) and the SDK snapshot
+// into dir.
+func writeScaffold(dir, kind, name string) error {
 	sdkFiles, err := sdkSnapshot()
 	if err != nil {
 		return err
 	}
-	data := struct{ Name, GoVersion string }{name, goDirective(sdkFiles["go.mod"])}
+	data := struct{ Name, Kind, GoVersion string }{name, kind, goDirective(sdkFiles["go.mod"])}
 	for _, f := range []struct{ tmpl, out string }{
-		{"main.go.tmpl", "main.go"},
-		{"main_test.go.tmpl", "main_test.go"},
+		{kind + "/main.go.tmpl", "main.go"},
+		{kind + "/main_test.go.tmpl", "main_test.go"},
 		{"go.mod.tmpl", "go.mod"},
 		{"README.md.tmpl", "README.md"},
 		{"gitignore.tmpl", ".gitignore"},
@@ -431,7 +427,7 @@ func pluginTestCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitError
 	}
 	fmt.Fprintf(stderr, "crosscast plugin test: go test ./... (in %s)\n", dir)
-	if err := runGo(ctx, dir, nil, stderr, "test", "./..."); err != nil {
+	if err := runGo(ctx, dir, crosscastBinEnv(), stderr, "test", "./..."); err != nil { // sdk/plugintest finds this crosscast
 		return fail(err)
 	}
 	path, wasm, err := buildPlugin(ctx, dir, "", stdout, stderr)
@@ -557,16 +553,246 @@ const pluginCallAbout = `Loads a plugin module under production limits (one inst
 (entry 2) with -config, then ENTRY, and prints its output on stdout. The plugin's log lines, and how long the call
 took, go to stderr.
 
-ENTRY is a name or an entry point number (sdk/ABI.md):
+ENTRY is a name or an entry point number (sdk/ABI.md). Requests are stamped with the current time; "workspace"
+defaults to "default"; times are RFC 3339 ("2026-05-01T10:00:00Z").
   manifest    (1) prints the manifest as JSON; takes no -input
   configure   (2) only configures; takes no -input
-  send       (16) -input is JSON {"messages":[{"id":"m1","to":"ada@example.com","fields":{"subject":"Hi"},
-              "headers":{...}, "idempotency_key":"", "workspace":"", "contact_id":""}]}, sent with the current time;
+  send       (16) channels. -input {"messages":[{"id":"m1","to":"ada@example.com","fields":{"subject":"Hi"},
+              "headers":{...}, "idempotency_key":"", "workspace":"", "contact_id":""}]}
               prints {"results":[{"id","status":"delivered|accepted|retry|failed","provider_id","error",
               "retry_after_ms"}]}
+  receive    (17) channels that receive webhooks. -input is a hook request: {"body":"...","headers":{...},
+              "method":"POST","path":"/hooks/WORKSPACE/NAME","query":"","workspace":"","remote_addr":""}
+              (method and path default to these; NAME is FILE's base name)
+              prints {"status","headers","body","events":[{"type":"delivered|bounced|deferred|complained|opened|
+              clicked|unsubscribed|replied","message_id","provider_id","address","at","permanent","detail",
+              "fields"}]}
+  score      (32) scorers. -input {"workspace":"","items":[{"contact_id":"k1","traits":{"plan":"pro"},
+              "events":[{"name":"email_opened","at":"...","properties":{...}}],"state":"" or "state_base64":""}]}
+              prints {"results":[{"contact_id","scores":[{"name","value"}],"reasons":[...],"state"}]}
+  inbound    (48) connectors. -input is a hook request, as for receive
+              prints {"status","headers","body","events":[EVENT...]}
+  outbound   (49) connectors. -input {"workspace":"","events":[EVENT...]}
+              prints {"results":[{"message_id","status":"done|retry|dead_letter","retry_after_ms","error"}]}
   NUMBER      any other entry: -input is passed as raw bytes and the raw output is printed
 
+EVENT is a Segment-shaped event: {"messageId","type":"track|identify|page|screen|group|alias","event","userId",
+"anonymousId","timestamp","properties":{...},"traits":{...},"context":{...}}. Byte fields (body, state) are text;
+an output that is not UTF-8 is printed as body_base64 or state_base64 instead.
+
 A plugin's error answer, a trap, a timeout or an out-of-memory exits 1 with the runtime's error.`
+
+// callEntry is an entry point that plugin call knows by name, with the conversions of its input and output.
+type callEntry struct {
+	id uint32
+	// input turns -input's JSON into the encoded request; nil when the entry takes no -input.
+	input func(b []byte, env callEnv) ([]byte, error)
+	// output decodes the plugin's answer into a value printed as JSON; nil prints the answer as it is.
+	output func(out []byte) (any, error)
+	// example is a minimal -input, for the error that says one is needed.
+	example string
+}
+
+// callEnv is what input conversions fill defaults from.
+type callEnv struct {
+	now    time.Time
+	plugin string // the plugin's name, from the file's base name
+}
+
+// defaultWorkspace is the workspace of requests whose -input names none (core/workspaces.DefaultID).
+const defaultWorkspace = "default"
+
+// callEntryNamed returns the entry of a name, or of a decimal number (raw input and output).
+func callEntryNamed(s string) (callEntry, bool) {
+	switch s {
+	case "manifest":
+		return callEntry{id: entryManifest}, true
+	case "configure":
+		return callEntry{id: entryConfigure}, true
+	case "send":
+		return callEntry{id: entrySend, input: sendInput, output: sendOutput,
+			example: `{"messages":[{"id":"m1","to":"ada@example.com"}]}`}, true
+	case "receive":
+		return callEntry{id: entryReceive, input: hookInput, output: receiveOutput,
+			example: `{"headers":{"Content-Type":"application/json"},"body":"{}"}`}, true
+	case "score":
+		return callEntry{id: entryScore, input: scoreInput, output: scoreOutput,
+			example: `{"items":[{"contact_id":"k1","events":[{"name":"email_opened"}]}]}`}, true
+	case "inbound":
+		return callEntry{id: entryInbound, input: hookInput, output: inboundOutput,
+			example: `{"body":"[{\"messageId\":\"e1\",\"type\":\"track\",\"event\":\"Signed Up\",\"userId\":\"u1\"}]"}`}, true
+	case "outbound":
+		return callEntry{id: entryOutbound, input: outboundInput, output: outboundOutput,
+			example: `{"events":[{"messageId":"e1","type":"track","event":"Signed Up","userId":"u1"}]}`}, true
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	return callEntry{id: uint32(n)}, err == nil
+}
+
+func pluginCallCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("plugin call", "plugin call FILE ENTRY [-input JSON|@FILE] [-config JSON|@FILE] [-timeout 5s] [-memory 64MiB]", pluginCallAbout, stderr)
+	inputArg := fs.String("input", "", "the entry's input (see above), or @FILE to read it from FILE")
+	configArg := fs.String("config", "{}", "the plugin's config block as a JSON object, or @FILE to read it from FILE")
+	timeout := fs.Duration("timeout", defaultPluginTimeout, "limit of each call (1ms to 5m)")
+	memoryArg := fs.String("memory", defaultPluginMemory, "memory limit of the instance (4MiB to 4GiB)")
+	pos, code := parseInterspersed(fs, args, stdout)
+	if code >= 0 {
+		return code
+	}
+	usageErr := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "crosscast plugin call: "+format+"\n", args...)
+		return exitUsage
+	}
+	const entryNames = "manifest, configure, send, receive, score, inbound, outbound"
+	if len(pos) != 2 {
+		return usageErr("give a wasm FILE and an ENTRY (%s or a number)", entryNames)
+	}
+	path, entryArg := pos[0], pos[1]
+	entry, ok := callEntryNamed(entryArg)
+	if !ok {
+		return usageErr("unknown entry %q: use %s or an entry point number", entryArg, entryNames)
+	}
+	if *timeout < time.Millisecond || *timeout > 5*time.Minute {
+		return usageErr("-timeout %s must be between 1ms and 5m", *timeout)
+	}
+	memory, err := config.ParseSize(*memoryArg)
+	if err != nil {
+		return usageErr("-memory: %v", err)
+	}
+	if memory < minPluginMemory || memory > maxPluginMemory {
+		return usageErr("-memory %s must be between 4MiB and 4GiB", *memoryArg)
+	}
+	cfg, err := jsonObjectArg("-config", *configArg)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	input, err := fileOrLiteral(*inputArg)
+	if err != nil {
+		return usageErr("-input: %v", err)
+	}
+	name := pluginNameOf(path)
+	switch {
+	case entry.id == entryManifest || entry.id == entryConfigure:
+		if *inputArg != "" {
+			return usageErr("entry %s takes no -input (configure's input is -config)", entryArg)
+		}
+	case entry.input != nil:
+		if *inputArg == "" {
+			return usageErr("%s needs -input, e.g. '%s'", entryArg, entry.example)
+		}
+		if input, err = entry.input(input, callEnv{now: time.Now(), plugin: name}); err != nil {
+			return usageErr("-input: %v", err)
+		}
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	logw := &syncWriter{w: stderr}
+	rt, p, err := loadPlugin(ctx, path, wasm, *timeout, memory, logw)
+	if err != nil {
+		fmt.Fprintf(logw, "crosscast plugin call: %v\n", err)
+		return exitError
+	}
+	defer closeRuntime(rt)
+	if _, err := p.Call(ctx, entryConfigure, cfg); err != nil {
+		fmt.Fprintf(logw, "crosscast plugin call: configuring: %v\n", err)
+		return exitError
+	}
+	if entry.id == entryConfigure {
+		fmt.Fprintln(logw, "crosscast plugin call: configure: ok")
+		return exitOK
+	}
+	start := time.Now()
+	out, err := p.Call(ctx, entry.id, input)
+	fmt.Fprintf(logw, "crosscast plugin call: %s took %s\n", entryArg, time.Since(start).Round(time.Microsecond))
+	if err != nil {
+		fmt.Fprintf(logw, "crosscast plugin call: %v\n", err)
+		return exitError
+	}
+	switch {
+	case entry.id == entryManifest:
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, out, "", "  "); err != nil {
+			fmt.Fprintf(logw, "crosscast plugin call: the manifest is not JSON (%v): %.200q\n", err, out)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "%s\n", buf.Bytes())
+	case entry.output != nil:
+		v, err := entry.output(out)
+		if err != nil {
+			fmt.Fprintf(logw, "crosscast plugin call: decoding the %s answer: %v\n", entryArg, err)
+			return exitError
+		}
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			fmt.Fprintf(logw, "crosscast plugin call: printing the %s answer: %v\n", entryArg, err)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	default:
+		_, _ = stdout.Write(out)
+	}
+	return exitOK
+}
+
+// pluginNameOf is the name a module is loaded under: its file's base name without .wasm.
+func pluginNameOf(path string) string {
+	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
+	if name == "" {
+		name = "plugin"
+	}
+	return name
+}
+
+// encodeRequest returns a request's encoding.
+func encodeRequest(encode func(*wire.Writer)) []byte {
+	w := wire.NewWriter(nil)
+	encode(w)
+	return w.Bytes()
+}
+
+// jsonTimeLayout is how plugin call prints times: RFC 3339 in UTC, to the millisecond.
+const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// unixMilliOf parses an RFC 3339 time of -input; "" is def.
+func unixMilliOf(field, s string, def time.Time) (int64, error) {
+	if s == "" {
+		return def.UnixMilli(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: want an RFC 3339 time such as 2026-05-01T10:00:00Z: %w", field, err)
+	}
+	return t.UnixMilli(), nil
+}
+
+// jsonTime formats a time of an answer; 0 (unknown) is "".
+func jsonTime(unixMilli int64) string {
+	if unixMilli == 0 {
+		return ""
+	}
+	return time.UnixMilli(unixMilli).UTC().Format(jsonTimeLayout)
+}
+
+// textOrBase64 returns b as text when it is UTF-8, or else as base64 in the second result.
+func textOrBase64(b []byte) (text, b64 string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return "", base64.StdEncoding.EncodeToString(b)
+}
+
+// orDefault returns s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// -- send --
 
 // callMessage is a message of send's -input.
 type callMessage struct {
@@ -588,116 +814,8 @@ type callResult struct {
 	RetryAfterMS uint32 `json:"retry_after_ms"`
 }
 
-func pluginCallCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("plugin call", "plugin call FILE ENTRY [-input JSON|@FILE] [-config JSON|@FILE] [-timeout 5s] [-memory 64MiB]", pluginCallAbout, stderr)
-	inputArg := fs.String("input", "", "the entry's input (see above), or @FILE to read it from FILE")
-	configArg := fs.String("config", "{}", "the plugin's config block as a JSON object, or @FILE to read it from FILE")
-	timeout := fs.Duration("timeout", defaultPluginTimeout, "limit of each call (1ms to 5m)")
-	memoryArg := fs.String("memory", defaultPluginMemory, "memory limit of the instance (4MiB to 4GiB)")
-	pos, code := parseInterspersed(fs, args, stdout)
-	if code >= 0 {
-		return code
-	}
-	usageErr := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "crosscast plugin call: "+format+"\n", args...)
-		return exitUsage
-	}
-	if len(pos) != 2 {
-		return usageErr("give a wasm FILE and an ENTRY (manifest, configure, send or a number)")
-	}
-	path, entryArg := pos[0], pos[1]
-	entry, ok := entryByName(entryArg)
-	if !ok {
-		return usageErr("unknown entry %q: use manifest, configure, send or an entry point number", entryArg)
-	}
-	if *timeout < time.Millisecond || *timeout > 5*time.Minute {
-		return usageErr("-timeout %s must be between 1ms and 5m", *timeout)
-	}
-	memory, err := config.ParseSize(*memoryArg)
-	if err != nil {
-		return usageErr("-memory: %v", err)
-	}
-	if memory < minPluginMemory || memory > maxPluginMemory {
-		return usageErr("-memory %s must be between 4MiB and 4GiB", *memoryArg)
-	}
-	cfg, err := jsonObjectArg("-config", *configArg)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	input, err := fileOrLiteral(*inputArg)
-	if err != nil {
-		return usageErr("-input: %v", err)
-	}
-	switch entry {
-	case entryManifest, entryConfigure:
-		if *inputArg != "" {
-			return usageErr("entry %s takes no -input (configure's input is -config)", entryArg)
-		}
-	case entrySend:
-		if *inputArg == "" {
-			return usageErr(`send needs -input, e.g. '{"messages":[{"id":"m1","to":"ada@example.com"}]}'`)
-		}
-		if input, err = sendInput(input); err != nil {
-			return usageErr("-input: %v", err)
-		}
-	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-
-	logw := &syncWriter{w: stderr}
-	rt, p, err := loadPlugin(ctx, path, wasm, *timeout, memory, logw)
-	if err != nil {
-		fmt.Fprintf(logw, "crosscast plugin call: %v\n", err)
-		return exitError
-	}
-	defer closeRuntime(rt)
-	if _, err := p.Call(ctx, entryConfigure, cfg); err != nil {
-		fmt.Fprintf(logw, "crosscast plugin call: configuring: %v\n", err)
-		return exitError
-	}
-	if entry == entryConfigure {
-		fmt.Fprintln(logw, "crosscast plugin call: configure: ok")
-		return exitOK
-	}
-	start := time.Now()
-	out, err := p.Call(ctx, entry, input)
-	fmt.Fprintf(logw, "crosscast plugin call: %s took %s\n", entryArg, time.Since(start).Round(time.Microsecond))
-	if err != nil {
-		fmt.Fprintf(logw, "crosscast plugin call: %v\n", err)
-		return exitError
-	}
-	switch entry {
-	case entryManifest:
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, out, "", "  "); err != nil {
-			fmt.Fprintf(logw, "crosscast plugin call: the manifest is not JSON (%v): %.200q\n", err, out)
-			return exitError
-		}
-		fmt.Fprintf(stdout, "%s\n", buf.Bytes())
-	case entrySend:
-		resp, err := wire.DecodeSendResponse(out)
-		if err != nil {
-			fmt.Fprintf(logw, "crosscast plugin call: decoding the send response: %v\n", err)
-			return exitError
-		}
-		results := make([]callResult, len(resp.Results))
-		for i, r := range resp.Results {
-			results[i] = callResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMS: r.RetryAfterMillis}
-		}
-		b, _ := json.MarshalIndent(struct {
-			Results []callResult `json:"results"`
-		}{results}, "", "  ")
-		fmt.Fprintf(stdout, "%s\n", b)
-	default:
-		_, _ = stdout.Write(out)
-	}
-	return exitOK
-}
-
-// sendInput converts send's JSON -input to an encoded wire.SendRequest stamped with the current time.
-func sendInput(b []byte) ([]byte, error) {
+// sendInput converts send's JSON -input to an encoded wire.SendRequest.
+func sendInput(b []byte, env callEnv) ([]byte, error) {
 	var in struct {
 		Messages []callMessage `json:"messages"`
 	}
@@ -707,16 +825,310 @@ func sendInput(b []byte) ([]byte, error) {
 	if in.Messages == nil {
 		return nil, errors.New(`want {"messages":[...]}`)
 	}
-	req := wire.SendRequest{NowUnixMilli: time.Now().UnixMilli(), Messages: make([]wire.Message, len(in.Messages))}
+	req := wire.SendRequest{NowUnixMilli: env.now.UnixMilli(), Messages: make([]wire.Message, len(in.Messages))}
 	for i, m := range in.Messages {
 		req.Messages[i] = wire.Message{
 			ID: m.ID, IdempotencyKey: m.IdempotencyKey, Workspace: m.Workspace, ContactID: m.ContactID, To: m.To,
 			Fields: wire.PairsOf(m.Fields), Headers: wire.PairsOf(m.Headers),
 		}
 	}
-	w := wire.NewWriter(nil)
-	req.Encode(w)
-	return w.Bytes(), nil
+	return encodeRequest(req.Encode), nil
+}
+
+func sendOutput(out []byte) (any, error) {
+	resp, err := wire.DecodeSendResponse(out)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]callResult, len(resp.Results))
+	for i, r := range resp.Results {
+		results[i] = callResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMS: r.RetryAfterMillis}
+	}
+	return struct {
+		Results []callResult `json:"results"`
+	}{results}, nil
+}
+
+// -- receive and inbound --
+
+// callHook is the -input of receive and inbound: an HTTP request to /hooks/{workspace}/{plugin}.
+type callHook struct {
+	Workspace  string            `json:"workspace"`
+	Method     string            `json:"method"`
+	Path       string            `json:"path"`
+	Query      string            `json:"query"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	RemoteAddr string            `json:"remote_addr"`
+}
+
+// hookInput converts a hook's JSON -input to an encoded wire.HookRequest. Header names are put in canonical form,
+// as the host's HTTP server gives them.
+func hookInput(b []byte, env callEnv) ([]byte, error) {
+	var in callHook
+	if err := decodeStrict(b, &in); err != nil {
+		return nil, err
+	}
+	ws := orDefault(in.Workspace, defaultWorkspace)
+	headers := make(map[string]string, len(in.Headers))
+	for k, v := range in.Headers {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if _, dup := headers[ck]; dup {
+			return nil, fmt.Errorf("header %s is given twice", ck)
+		}
+		headers[ck] = v
+	}
+	req := wire.HookRequest{
+		NowUnixMilli: env.now.UnixMilli(), Workspace: ws,
+		Method:   strings.ToUpper(orDefault(in.Method, "POST")),
+		Path:     orDefault(in.Path, "/hooks/"+ws+"/"+env.plugin),
+		RawQuery: strings.TrimPrefix(in.Query, "?"), Headers: wire.PairsOf(headers), Body: []byte(in.Body),
+		RemoteAddr: in.RemoteAddr,
+	}
+	return encodeRequest(req.Encode), nil
+}
+
+// callReply is the HTTP reply part of receive's and inbound's output.
+type callReply struct {
+	Status     uint32            `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	BodyBase64 string            `json:"body_base64,omitempty"`
+}
+
+func replyOf(status uint32, headers wire.Pairs, body []byte) callReply {
+	r := callReply{Status: status, Headers: headers.Map()}
+	r.Body, r.BodyBase64 = textOrBase64(body)
+	return r
+}
+
+// callChannelEvent is an event in receive's output.
+type callChannelEvent struct {
+	Type       string            `json:"type"`
+	MessageID  string            `json:"message_id"`
+	ProviderID string            `json:"provider_id"`
+	Address    string            `json:"address"`
+	At         string            `json:"at,omitempty"`
+	Permanent  bool              `json:"permanent"`
+	Detail     string            `json:"detail"`
+	Fields     map[string]string `json:"fields,omitempty"`
+}
+
+func receiveOutput(out []byte) (any, error) {
+	resp, err := wire.DecodeReceiveResponse(out)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]callChannelEvent, len(resp.Events))
+	for i, e := range resp.Events {
+		events[i] = callChannelEvent{Type: e.Type.String(), MessageID: e.MessageID, ProviderID: e.ProviderID,
+			Address: e.Address, At: jsonTime(e.AtUnixMilli), Permanent: e.Permanent, Detail: e.Detail}
+		if len(e.Fields) > 0 {
+			events[i].Fields = e.Fields.Map()
+		}
+	}
+	return struct {
+		callReply
+		Events []callChannelEvent `json:"events"`
+	}{replyOf(resp.Status, resp.Headers, resp.Body), events}, nil
+}
+
+func inboundOutput(out []byte) (any, error) {
+	resp, err := wire.DecodeInboundResponse(out)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		callReply
+		Events []callTrackEvent `json:"events"`
+	}{replyOf(resp.Status, resp.Headers, resp.Body), trackEventsJSON(resp.Events)}, nil
+}
+
+// -- connectors' events --
+
+// callTrackEvent is a wire.TrackEvent in JSON, with the Segment spec's names.
+type callTrackEvent struct {
+	MessageID   string          `json:"messageId"`
+	Type        string          `json:"type"`
+	Event       string          `json:"event,omitempty"`
+	UserID      string          `json:"userId,omitempty"`
+	AnonymousID string          `json:"anonymousId,omitempty"`
+	Timestamp   string          `json:"timestamp,omitempty"`
+	Properties  json.RawMessage `json:"properties,omitempty"`
+	Traits      json.RawMessage `json:"traits,omitempty"`
+	Context     json.RawMessage `json:"context,omitempty"`
+}
+
+func trackEventsJSON(events []wire.TrackEvent) []callTrackEvent {
+	out := make([]callTrackEvent, len(events))
+	for i, e := range events {
+		out[i] = callTrackEvent{MessageID: e.MessageID, Type: string(e.Type), Event: e.Event, UserID: e.UserID,
+			AnonymousID: e.AnonymousID, Timestamp: jsonTime(e.TimestampUnixMilli),
+			Properties: e.Properties, Traits: e.Traits, Context: e.Context}
+	}
+	return out
+}
+
+// trackEventOf converts an event of -input; its timestamp defaults to now.
+func trackEventOf(i int, e callTrackEvent, now time.Time) (wire.TrackEvent, error) {
+	te := wire.TrackEvent{MessageID: e.MessageID, Type: wire.TrackType(e.Type), Event: e.Event, UserID: e.UserID,
+		AnonymousID: e.AnonymousID}
+	if !te.Type.Valid() {
+		return te, fmt.Errorf("event %d: type %q is not track, identify, page, screen, group or alias", i, e.Type)
+	}
+	var err error
+	if te.TimestampUnixMilli, err = unixMilliOf(fmt.Sprintf("event %d: timestamp", i), e.Timestamp, now); err != nil {
+		return te, err
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *[]byte
+	}{{"properties", e.Properties, &te.Properties}, {"traits", e.Traits, &te.Traits}, {"context", e.Context, &te.Context}} {
+		raw := bytes.TrimSpace(f.raw)
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		if raw[0] != '{' {
+			return te, fmt.Errorf("event %d: %s must be a JSON object", i, f.name)
+		}
+		*f.dst = raw
+	}
+	return te, nil
+}
+
+// -- outbound --
+
+// callOutboundResult is a result in outbound's output.
+type callOutboundResult struct {
+	MessageID    string `json:"message_id"`
+	Status       string `json:"status"`
+	RetryAfterMS uint32 `json:"retry_after_ms"`
+	Error        string `json:"error"`
+}
+
+func outboundInput(b []byte, env callEnv) ([]byte, error) {
+	var in struct {
+		Workspace string           `json:"workspace"`
+		Events    []callTrackEvent `json:"events"`
+	}
+	if err := decodeStrict(b, &in); err != nil {
+		return nil, err
+	}
+	if in.Events == nil {
+		return nil, errors.New(`want {"events":[...]}`)
+	}
+	req := wire.OutboundRequest{NowUnixMilli: env.now.UnixMilli(), Workspace: orDefault(in.Workspace, defaultWorkspace),
+		Events: make([]wire.TrackEvent, len(in.Events))}
+	for i, e := range in.Events {
+		var err error
+		if req.Events[i], err = trackEventOf(i, e, env.now); err != nil {
+			return nil, err
+		}
+	}
+	return encodeRequest(req.Encode), nil
+}
+
+func outboundOutput(out []byte) (any, error) {
+	resp, err := wire.DecodeOutboundResponse(out)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]callOutboundResult, len(resp.Results))
+	for i, r := range resp.Results {
+		results[i] = callOutboundResult{MessageID: r.MessageID, Status: r.Status.String(), RetryAfterMS: r.RetryAfterMillis, Error: r.Error}
+	}
+	return struct {
+		Results []callOutboundResult `json:"results"`
+	}{results}, nil
+}
+
+// -- score --
+
+// callScoreItem is an item of score's -input.
+type callScoreItem struct {
+	ContactID string            `json:"contact_id"`
+	Traits    map[string]string `json:"traits"`
+	Events    []struct {
+		Name       string            `json:"name"`
+		At         string            `json:"at"`
+		Properties map[string]string `json:"properties"`
+	} `json:"events"`
+	State       string `json:"state"`
+	StateBase64 string `json:"state_base64"`
+}
+
+// callScoreResult is a result in score's output.
+type callScoreResult struct {
+	ContactID   string      `json:"contact_id"`
+	Scores      []callScore `json:"scores"`
+	Reasons     []string    `json:"reasons"`
+	State       string      `json:"state"`
+	StateBase64 string      `json:"state_base64,omitempty"`
+}
+
+// callScore is a score in score's output.
+type callScore struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+}
+
+func scoreInput(b []byte, env callEnv) ([]byte, error) {
+	var in struct {
+		Workspace string          `json:"workspace"`
+		Items     []callScoreItem `json:"items"`
+	}
+	if err := decodeStrict(b, &in); err != nil {
+		return nil, err
+	}
+	if in.Items == nil {
+		return nil, errors.New(`want {"items":[...]}`)
+	}
+	req := wire.ScoreRequest{NowUnixMilli: env.now.UnixMilli(), Workspace: orDefault(in.Workspace, defaultWorkspace),
+		Items: make([]wire.ScoreItem, len(in.Items))}
+	for i, it := range in.Items {
+		item := wire.ScoreItem{ContactID: it.ContactID, Traits: wire.PairsOf(it.Traits), State: []byte(it.State)}
+		if it.StateBase64 != "" {
+			if it.State != "" {
+				return nil, fmt.Errorf("item %d: give state or state_base64, not both", i)
+			}
+			state, err := base64.StdEncoding.DecodeString(it.StateBase64)
+			if err != nil {
+				return nil, fmt.Errorf("item %d: state_base64: %w", i, err)
+			}
+			item.State = state
+		}
+		for j, e := range it.Events {
+			at, err := unixMilliOf(fmt.Sprintf("item %d: event %d: at", i, j), e.At, env.now)
+			if err != nil {
+				return nil, err
+			}
+			item.Events = append(item.Events, wire.ScoreEvent{Name: e.Name, AtUnixMilli: at, Properties: wire.PairsOf(e.Properties)})
+		}
+		req.Items[i] = item
+	}
+	return encodeRequest(req.Encode), nil
+}
+
+func scoreOutput(out []byte) (any, error) {
+	resp, err := wire.DecodeScoreResponse(out)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]callScoreResult, len(resp.Results))
+	for i, r := range resp.Results {
+		results[i] = callScoreResult{ContactID: r.ContactID, Scores: make([]callScore, len(r.Scores)), Reasons: r.Reasons}
+		for j, sc := range r.Scores {
+			results[i].Scores[j] = callScore{Name: sc.Name, Value: sc.Value}
+		}
+		if results[i].Reasons == nil {
+			results[i].Reasons = []string{}
+		}
+		results[i].State, results[i].StateBase64 = textOrBase64(r.State)
+	}
+	return struct {
+		Results []callScoreResult `json:"results"`
+	}{results}, nil
 }
 
 // decodeStrict decodes one JSON value into v, refusing unknown fields and trailing data.
@@ -768,11 +1180,7 @@ func loadPlugin(ctx context.Context, path string, wasm []byte, timeout time.Dura
 	if err != nil {
 		return nil, nil, err
 	}
-	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
-	if name == "" {
-		name = "plugin"
-	}
-	p, err := rt.Load(ctx, name, wasm)
+	p, err := rt.Load(ctx, pluginNameOf(path), wasm)
 	if err != nil {
 		closeRuntime(rt)
 		return nil, nil, err

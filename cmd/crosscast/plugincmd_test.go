@@ -7,18 +7,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var updateSDK = flag.Bool("update-sdk", false, "rewrite scaffold/sdk.txtar from ../../sdk")
 
-// sdkSourceFiles reads the SDK files that plugin new copies: go.mod and the non-test Go files of sdk and sdk/wire.
+// sdkSourceFiles reads the SDK files that plugin new copies: go.mod and the non-test Go files of sdk, sdk/wire and
+// sdk/plugintest.
 func sdkSourceFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
-	for _, pattern := range []string{"go.mod", "*.go", "wire/*.go"} {
+	for _, pattern := range []string{"go.mod", "*.go", "wire/*.go", "plugintest/*.go"} {
 		matches, err := filepath.Glob(filepath.Join("..", "..", "sdk", pattern))
 		if err != nil {
 			t.Fatal(err)
@@ -47,7 +50,7 @@ func TestSDKSnapshotIsFresh(t *testing.T) {
 	want := sdkSourceFiles(t)
 	if *updateSDK {
 		var buf bytes.Buffer
-		buf.WriteString("Snapshot of the plugin SDK (sdk/go.mod, sdk/*.go, sdk/wire/*.go, tests excluded) that 'crosscast plugin new'\n")
+		buf.WriteString("Snapshot of the plugin SDK (sdk/go.mod, sdk/*.go, sdk/wire/*.go, sdk/plugintest/*.go, tests excluded) that 'crosscast plugin new'\n")
 		buf.WriteString("writes into new projects. Generated: go test ./cmd/crosscast -run TestSDKSnapshotIsFresh -update-sdk\n")
 		names := make([]string, 0, len(want))
 		for name := range want {
@@ -127,9 +130,8 @@ func TestPluginUsage(t *testing.T) {
 		{"unknown subcommand", []string{"plugin", "publish"}, 2, nil, []string{`unknown subcommand "publish"`}},
 		{"new help", []string{"plugin", "new", "-h"}, 0, []string{"-dir", ".crosscast/sdk", "offline"}, nil},
 		{"new without name", []string{"plugin", "new", "channel"}, 2, nil, []string{"give KIND and NAME"}},
-		{"new scorer", []string{"plugin", "new", "scorer", "x"}, 2, nil, []string{"scorer plugins are not available yet"}},
-		{"new connector", []string{"plugin", "new", "connector", "x"}, 2, nil, []string{"connector plugins are not available yet"}},
-		{"new unknown kind", []string{"plugin", "new", "widget", "x"}, 2, nil, []string{`unknown KIND "widget"`}},
+		{"new help lists kinds", []string{"plugin", "new", "-h"}, 0, []string{"channel", "scorer", "connector", "Segment events"}, nil},
+		{"new unknown kind", []string{"plugin", "new", "widget", "x"}, 2, nil, []string{`unknown KIND "widget": use channel, scorer or connector`}},
 		{"new bad name", []string{"plugin", "new", "channel", "My Plugin"}, 2, nil, []string{`"My Plugin" is not a valid plugin name`}},
 		{"new into non-empty dir", []string{"plugin", "new", "channel", "x", "-dir", nonEmpty}, 2, nil, []string{"is not empty"}},
 		{"build help", []string{"plugin", "build", "-h"}, 0, []string{"-buildmode=c-shared", "-o FILE", "sha256"}, nil},
@@ -140,12 +142,25 @@ func TestPluginUsage(t *testing.T) {
 		{"inspect help", []string{"plugin", "inspect", "-h"}, 0, []string{"sha256", "exports", "manifest", "error"}, nil},
 		{"inspect missing file", []string{"plugin", "inspect", filepath.Join(dir, "none.wasm")}, 2, nil, []string{"no such file"}},
 		{"call help", []string{"plugin", "call", "-h"}, 0, []string{"manifest", "configure", "send", "-input", "-timeout", "-memory", "retry_after_ms"}, nil},
+		{"call help lists every entry", []string{"plugin", "call", "-h"}, 0, []string{"receive    (17)", "score      (32)", "inbound    (48)", "outbound   (49)", "dead_letter", "anonymousId", "state_base64"}, nil},
 		{"call without entry", []string{"plugin", "call", "x.wasm"}, 2, nil, []string{"give a wasm FILE and an ENTRY"}},
 		{"call unknown entry", []string{"plugin", "call", "x.wasm", "deliver"}, 2, nil, []string{`unknown entry "deliver"`}},
 		{"call malformed input", []string{"plugin", "call", "x.wasm", "send", "-input", `{"messages":[{"id":"a"`}, 2, nil, []string{"-input: invalid JSON"}},
 		{"call unknown input field", []string{"plugin", "call", "x.wasm", "send", "-input", "@" + inputFile}, 2, nil, []string{`unknown field "color"`}},
 		{"call missing input file", []string{"plugin", "call", "x.wasm", "send", "-input", "@" + filepath.Join(dir, "none.json")}, 2, nil, []string{"no such file"}},
 		{"call send without input", []string{"plugin", "call", "x.wasm", "send"}, 2, nil, []string{"send needs -input"}},
+		{"call receive without input", []string{"plugin", "call", "x.wasm", "receive"}, 2, nil, []string{"receive needs -input, e.g."}},
+		{"call score without input", []string{"plugin", "call", "x.wasm", "score"}, 2, nil, []string{"score needs -input", "contact_id"}},
+		{"call inbound without input", []string{"plugin", "call", "x.wasm", "inbound"}, 2, nil, []string{"inbound needs -input"}},
+		{"call outbound without input", []string{"plugin", "call", "x.wasm", "outbound"}, 2, nil, []string{"outbound needs -input"}},
+		{"call receive unknown field", []string{"plugin", "call", "x.wasm", "receive", "-input", `{"bdy":""}`}, 2, nil, []string{`unknown field "bdy"`}},
+		{"call receive header twice", []string{"plugin", "call", "x.wasm", "receive", "-input", `{"headers":{"x-a":"1","X-A":"2"}}`}, 2, nil, []string{"header X-A is given twice"}},
+		{"call score without items", []string{"plugin", "call", "x.wasm", "score", "-input", `{}`}, 2, nil, []string{`want {"items":[...]}`}},
+		{"call score bad time", []string{"plugin", "call", "x.wasm", "score", "-input", `{"items":[{"events":[{"name":"x","at":"yesterday"}]}]}`}, 2, nil, []string{"item 0: event 0: at: want an RFC 3339 time"}},
+		{"call score two states", []string{"plugin", "call", "x.wasm", "score", "-input", `{"items":[{"state":"a","state_base64":"YQ=="}]}`}, 2, nil, []string{"give state or state_base64, not both"}},
+		{"call outbound bad type", []string{"plugin", "call", "x.wasm", "outbound", "-input", `{"events":[{"messageId":"e1","type":"click"}]}`}, 2, nil, []string{`event 0: type "click" is not track`}},
+		{"call outbound properties not an object", []string{"plugin", "call", "x.wasm", "outbound", "-input", `{"events":[{"messageId":"e1","type":"track","properties":[1]}]}`}, 2, nil, []string{"event 0: properties must be a JSON object"}},
+		{"call outbound without events", []string{"plugin", "call", "x.wasm", "outbound", "-input", `{"workspace":"acme"}`}, 2, nil, []string{`want {"events":[...]}`}},
 		{"call manifest with input", []string{"plugin", "call", "x.wasm", "manifest", "-input", "{}"}, 2, nil, []string{"takes no -input"}},
 		{"call bad config", []string{"plugin", "call", "x.wasm", "manifest", "-config", "nope"}, 2, nil, []string{"-config must be a JSON object"}},
 		{"call bad memory", []string{"plugin", "call", "x.wasm", "manifest", "-memory", "1MiB"}, 2, nil, []string{"between 4MiB and 4GiB"}},
@@ -199,10 +214,10 @@ func TestPluginInspectNotAPlugin(t *testing.T) {
 	}
 }
 
-// The whole author's path, on one real build shared by every step (Go builds are slow): new, test, build, inspect,
-// call. The go command runs with GOPROXY=off, GOFLAGS=-mod=mod and an empty module cache: the scaffold must build
-// from the SDK it carries, offline.
-func TestPluginScaffoldToCall(t *testing.T) {
+// offlineGo makes the go command that plugin builds run work offline: GOPROXY=off, GOFLAGS=-mod=mod and an empty
+// module cache, so a scaffold must build from the SDK it carries. It skips the test when builds cannot run.
+func offlineGo(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a plugin with the go command")
 	}
@@ -214,18 +229,63 @@ func TestPluginScaffoldToCall(t *testing.T) {
 	t.Setenv("GOTOOLCHAIN", "local")
 	t.Setenv("GOMODCACHE", t.TempDir())
 	t.Setenv("GOWORK", "off")
+}
+
+// mustRun runs the CLI and fails the test unless it exits with want.
+func mustRun(t *testing.T, want int, args ...string) (string, string) {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, args...)
+	if code != want {
+		t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, want, stdout, stderr)
+	}
+	return stdout, stderr
+}
+
+// mustDecode decodes the JSON an answer printed, failing the test if it is not JSON.
+func mustDecode[T any](t *testing.T, stdout string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	return v
+}
+
+// receiveSource gives the scaffold's channel a Receive method (the scaffold has none: a channel receives only when
+// its provider calls back), so that the channel's one build also serves receive.
+const receiveSource = `package main
+
+import (
+	"strings"
+
+	"github.com/crosscast/crosscast/sdk"
+	"github.com/crosscast/crosscast/sdk/wire"
+)
+
+// Receive takes one event per line of the body, "TYPE PROVIDER_ID", from callers that know the token.
+func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, error) {
+	if req.Headers.Get("X-Token") != "t0k" || req.Method != "POST" || req.Path != "/hooks/acme/hello" {
+		return sdk.HookReply{Status: 401, Body: []byte("who are you?")}, nil
+	}
+	var reply sdk.HookReply
+	for _, line := range strings.Split(strings.TrimSpace(string(req.Body)), "\n") {
+		name, id, _ := strings.Cut(line, " ")
+		typ, _ := wire.EventTypeOf(name)
+		reply.Events = append(reply.Events, sdk.ChannelEvent{Type: typ, ProviderID: id, AtUnixMilli: call.Now.UnixMilli(),
+			Permanent: typ == sdk.EventBounced, Detail: call.Workspace})
+	}
+	sdk.Log(sdk.LevelInfo, "received %d event(s)", len(reply.Events))
+	return reply, nil
+}
+`
+
+// The whole author's path, on one real build shared by every step (Go builds are slow): new, test, build, inspect,
+// call. The go command runs offline (offlineGo).
+func TestPluginScaffoldToCall(t *testing.T) {
+	offlineGo(t)
 	dir := t.TempDir()
 	project := filepath.Join(dir, "hello")
 	wasmPath := filepath.Join(dir, "hello.wasm")
-
-	mustRun := func(t *testing.T, want int, args ...string) (string, string) {
-		t.Helper()
-		code, stdout, stderr := runCLI(t, args...)
-		if code != want {
-			t.Fatalf("%v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, want, stdout, stderr)
-		}
-		return stdout, stderr
-	}
 
 	stdout, _ := mustRun(t, 0, "plugin", "new", "channel", "hello", "-dir", project)
 	if !strings.Contains(stdout, "crosscast plugin test .") {
@@ -255,6 +315,9 @@ func TestPluginScaffoldToCall(t *testing.T) {
 		t.Errorf("plugin test did not print the module it built:\n%s", stdout)
 	}
 
+	if err := os.WriteFile(filepath.Join(project, "receive.go"), []byte(receiveSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	stdout, _ = mustRun(t, 0, "plugin", "build", project, "-o", wasmPath)
 	wasm, err := os.ReadFile(wasmPath)
 	if err != nil {
@@ -283,10 +346,13 @@ func TestPluginScaffoldToCall(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			t.Fatalf("%v\n%s", err, stdout)
 		}
-		var m struct{ ID, Kind string }
+		var m struct {
+			ID, Kind string
+			Receives bool
+		}
 		json.Unmarshal(rep.Manifest, &m)
 		if rep.ABI != "v1" || !slices.Contains(rep.Exports, "cc_call") || !slices.Contains(rep.Imports, "crosscast_v1.log") ||
-			m.ID != "hello" || m.Kind != "channel" || rep.SHA256 != fields[0] || rep.Size != len(wasm) || rep.Error != "" {
+			m.ID != "hello" || m.Kind != "channel" || !m.Receives || rep.SHA256 != fields[0] || rep.Size != len(wasm) || rep.Error != "" {
 			t.Errorf("report:\n%s", stdout)
 		}
 	})
@@ -311,6 +377,136 @@ func TestPluginScaffoldToCall(t *testing.T) {
 		_, stderr := mustRun(t, 1, "plugin", "call", wasmPath, "configure", "-config", `{"prefix":5}`)
 		if !strings.Contains(stderr, "plugin returned an error: prefix must be a string, not float64") {
 			t.Errorf("stderr lacks the guest's error:\n%s", stderr)
+		}
+	})
+	t.Run("call receive", func(t *testing.T) {
+		t.Parallel()
+		before := time.Now().UnixMilli()
+		stdout, stderr := mustRun(t, 0, "plugin", "call", wasmPath, "receive",
+			"-input", `{"workspace":"acme","headers":{"x-token":"t0k"},"body":"delivered p-1\nbounced p-2"}`)
+		out := mustDecode[struct {
+			Status  uint32
+			Headers map[string]string
+			Body    string
+			Events  []callChannelEvent
+		}](t, stdout)
+		if out.Status != 200 || len(out.Events) != 2 {
+			t.Fatalf("reply:\n%s", stdout)
+		}
+		at, err := time.Parse(time.RFC3339, out.Events[0].At)
+		if err != nil || at.UnixMilli() < before-1 || at.After(time.Now()) {
+			t.Errorf("event time %q is not the call's: %v", out.Events[0].At, err)
+		}
+		out.Events[0].At, out.Events[1].At = "", ""
+		want := []callChannelEvent{
+			{Type: "delivered", ProviderID: "p-1", Detail: "acme"},
+			{Type: "bounced", ProviderID: "p-2", Permanent: true, Detail: "acme"},
+		}
+		if !reflect.DeepEqual(out.Events, want) {
+			t.Errorf("events %+v, want %+v", out.Events, want)
+		}
+		if !strings.Contains(stderr, "received 2 event(s)") {
+			t.Errorf("stderr lacks the guest's log line:\n%s", stderr)
+		}
+		// A request that does not verify is a reply, not a failure.
+		stdout, _ = mustRun(t, 0, "plugin", "call", wasmPath, "receive", "-input", `{"workspace":"acme","body":"delivered p-1"}`)
+		if out := mustDecode[callReply](t, stdout); out.Status != 401 || out.Body != "who are you?" {
+			t.Errorf("unverified request:\n%s", stdout)
+		}
+	})
+	t.Run("call an entry of another kind", func(t *testing.T) {
+		t.Parallel()
+		_, stderr := mustRun(t, 1, "plugin", "call", wasmPath, "score", "-input", `{"items":[{"contact_id":"k1"}]}`)
+		if !strings.Contains(stderr, "this plugin is not a scorer") {
+			t.Errorf("stderr lacks the guest's error:\n%s", stderr)
+		}
+	})
+}
+
+// Scorer and connector scaffolds, one build each (run in parallel): new, then plugin test (the scaffold's own go
+// test, a build, manifest and configure under the runtime), then plugin call of each of the kind's entries.
+func TestPluginScaffoldKinds(t *testing.T) {
+	offlineGo(t)
+	dir := t.TempDir()
+	build := func(t *testing.T, kind, name string) string {
+		t.Helper()
+		project := filepath.Join(dir, name)
+		mustRun(t, 0, "plugin", "new", kind, name, "-dir", project)
+		_, stderr := mustRun(t, 0, "plugin", "test", project)
+		if !strings.Contains(stderr, "ok  \texample.com/"+name) || !strings.Contains(stderr, name+" 0.1.0 ("+kind+", abi 1)") {
+			t.Errorf("plugin test did not report the go test and smoke test results:\n%s", stderr)
+		}
+		return filepath.Join(project, name+".wasm")
+	}
+
+	t.Run("scorer", func(t *testing.T) {
+		t.Parallel()
+		wasmPath := build(t, "scorer", "engagement")
+		stdout, stderr := mustRun(t, 0, "plugin", "call", wasmPath, "score", "-config", `{"cap":50}`, "-input",
+			`{"workspace":"acme","items":[{"contact_id":"k1","traits":{"plan":"pro"},"state":"4",
+			  "events":[{"name":"email_opened","at":"2026-05-01T10:00:00Z","properties":{"campaign":"c1"}},{"name":"email_clicked"}]},
+			 {"contact_id":"k2"}]}`)
+		out := mustDecode[struct{ Results []callScoreResult }](t, stdout)
+		want := []callScoreResult{
+			{ContactID: "k1", Scores: []callScore{{Name: "engagement", Value: 8}}, Reasons: []string{"2 new event(s), 1 of them click(s)"}, State: "8"},
+			{ContactID: "k2", Scores: []callScore{{Name: "engagement", Value: 0}}, Reasons: []string{"0 new event(s), 0 of them click(s)"}, State: "0"},
+		}
+		if !reflect.DeepEqual(out.Results, want) {
+			t.Errorf("results %+v, want %+v", out.Results, want)
+		}
+		if !strings.Contains(stderr, "scored 2 contact(s)") || !strings.Contains(stderr, "score took ") {
+			t.Errorf("stderr lacks the guest's log line or the duration:\n%s", stderr)
+		}
+		// State that is not UTF-8 goes in as base64 and comes back as it: the scaffold starts over from it.
+		stdout, _ = mustRun(t, 0, "plugin", "call", wasmPath, "score", "-input", `{"items":[{"contact_id":"k1","state_base64":"/w=="}]}`)
+		if out := mustDecode[struct{ Results []callScoreResult }](t, stdout); len(out.Results) != 1 || out.Results[0].State != "0" {
+			t.Errorf("results:\n%s", stdout)
+		}
+		_, stderr = mustRun(t, 1, "plugin", "call", wasmPath, "outbound", "-input", `{"events":[]}`)
+		if !strings.Contains(stderr, "this plugin is not a connector") {
+			t.Errorf("stderr lacks the guest's error:\n%s", stderr)
+		}
+	})
+
+	t.Run("connector", func(t *testing.T) {
+		t.Parallel()
+		wasmPath := build(t, "connector", "tags")
+		body, _ := json.Marshal(`[{"messageId":"e1","type":"track","event":"Signed Up","userId":"u1",
+			"timestamp":"2026-05-01T09:00:00Z","properties":{"plan":"pro"}}]`)
+		stdout, _ := mustRun(t, 0, "plugin", "call", wasmPath, "inbound",
+			"-input", `{"workspace":"acme","headers":{"content-type":"application/json"},"body":`+string(body)+`}`)
+		in := mustDecode[struct {
+			callReply
+			Events []callTrackEvent
+		}](t, stdout)
+		for i, e := range in.Events { // printed indented: compare the objects' compact forms
+			var buf bytes.Buffer
+			if json.Compact(&buf, e.Properties) == nil {
+				in.Events[i].Properties = buf.Bytes()
+			}
+		}
+		wantEvents := []callTrackEvent{{MessageID: "e1", Type: "track", Event: "Signed Up", UserID: "u1",
+			Timestamp: "2026-05-01T09:00:00.000Z", Properties: json.RawMessage(`{"plan":"pro"}`)}}
+		if in.Status != 200 || in.Body != `{"accepted":1}` || in.Headers["Content-Type"] != "application/json" ||
+			!reflect.DeepEqual(in.Events, wantEvents) {
+			t.Errorf("inbound:\n%s", stdout)
+		}
+		// A request the connector cannot take is a reply for the source, not a failure.
+		stdout, _ = mustRun(t, 0, "plugin", "call", wasmPath, "inbound", "-input", `{"body":"{"}`)
+		if out := mustDecode[callReply](t, stdout); out.Status != 400 || !strings.Contains(out.Body, "want a JSON array of events") {
+			t.Errorf("bad request:\n%s", stdout)
+		}
+
+		stdout, stderr := mustRun(t, 0, "plugin", "call", wasmPath, "outbound", "-input",
+			`{"workspace":"acme","events":[{"messageId":"e1","type":"track","event":"Signed Up","userId":"u1","properties":{"plan":"pro"}},
+			  {"messageId":"e2","type":"identify","anonymousId":"a1","traits":null}]}`)
+		out := mustDecode[struct{ Results []callOutboundResult }](t, stdout)
+		want := []callOutboundResult{{MessageID: "e1", Status: "done"}, {MessageID: "e2", Status: "done"}}
+		if !slices.Equal(out.Results, want) {
+			t.Errorf("results %+v, want %+v", out.Results, want)
+		}
+		if !strings.Contains(stderr, "forwarded 2 event(s) of workspace acme") {
+			t.Errorf("stderr lacks the guest's log line:\n%s", stderr)
 		}
 	})
 }
