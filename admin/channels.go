@@ -45,11 +45,8 @@ type testSendResult struct {
 
 // testSend sends one message through a channel plugin for the workspace, now, and answers with its result.
 func (s *Server) testSend(c *fiber.Ctx) error {
-	ws, err := s.visibleWorkspace(c, auth.RoleEditor)
+	ws, err := s.existingWorkspace(c, auth.RoleEditor)
 	if err != nil {
-		return err
-	}
-	if _, err := s.deps.Workspaces.Get(c.UserContext(), ws); err != nil {
 		return err
 	}
 	var in testSendInput
@@ -74,9 +71,30 @@ func (s *Server) testSend(c *fiber.Ctx) error {
 	return c.JSON(testSendResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMilli: r.RetryAfterMillis})
 }
 
-// outboxPlugin is the capture channel named by ?plugin= (default "capture").
-func (s *Server) outboxPlugin(c *fiber.Ctx) (string, error) {
-	name := c.Query("plugin", "capture")
+// existingWorkspace is the workspace of the URL, which the caller must see with role min and which must exist.
+func (s *Server) existingWorkspace(c *fiber.Ctx, min auth.Role) (string, error) {
+	ws, err := s.visibleWorkspace(c, min)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.deps.Workspaces.Get(c.UserContext(), ws); err != nil {
+		return "", err
+	}
+	return ws, nil
+}
+
+// outbox is the workspace of the URL (seen with role min) and the capture channel named by ?plugin= (default
+// "capture").
+func (s *Server) outbox(c *fiber.Ctx, min auth.Role) (ws, plugin string, err error) {
+	if ws, err = s.existingWorkspace(c, min); err != nil {
+		return "", "", err
+	}
+	plugin, err = s.outboxPlugin(c.Query("plugin", "capture"))
+	return ws, plugin, err
+}
+
+// outboxPlugin checks that the plugin name is a capture channel.
+func (s *Server) outboxPlugin(name string) (string, error) {
 	for _, p := range s.deps.Plugins.List() {
 		if p.Name == name {
 			if p.ID != "capture" {
@@ -90,14 +108,7 @@ func (s *Server) outboxPlugin(c *fiber.Ctx) (string, error) {
 
 // listOutbox shows the messages a capture channel kept for the workspace, newest first.
 func (s *Server) listOutbox(c *fiber.Ctx) error {
-	ws, err := s.visibleWorkspace(c, auth.RoleViewer)
-	if err != nil {
-		return err
-	}
-	if _, err := s.deps.Workspaces.Get(c.UserContext(), ws); err != nil {
-		return err
-	}
-	plugin, err := s.outboxPlugin(c)
+	ws, plugin, err := s.outbox(c, auth.RoleViewer)
 	if err != nil {
 		return err
 	}
@@ -114,14 +125,7 @@ func (s *Server) listOutbox(c *fiber.Ctx) error {
 
 // clearOutbox deletes a capture channel's messages for the workspace.
 func (s *Server) clearOutbox(c *fiber.Ctx) error {
-	ws, err := s.visibleWorkspace(c, auth.RoleEditor)
-	if err != nil {
-		return err
-	}
-	if _, err := s.deps.Workspaces.Get(c.UserContext(), ws); err != nil {
-		return err
-	}
-	plugin, err := s.outboxPlugin(c)
+	ws, plugin, err := s.outbox(c, auth.RoleEditor)
 	if err != nil {
 		return err
 	}
