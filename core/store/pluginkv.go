@@ -249,67 +249,17 @@ func (t *PluginKVTx) Delete(key string) error {
 // until fn returns false. Values passed to fn are copies. fn may write to the transaction; the scan then continues
 // after the last key it passed to fn and sees those writes.
 func (t *PluginKVTx) Scan(prefix, after string, fn func(key string, value []byte) bool) error {
-	if t.done {
-		return errPluginKVDone
-	}
-	if t.data == nil {
-		return nil
-	}
 	p := []byte(prefix)
-	c := t.data.Cursor()
-	var k, v []byte
 	if after != "" && after >= prefix {
-		k, v = c.Seek([]byte(after))
-		if k != nil && string(k) == after {
-			k, v = c.Next()
-		}
-	} else {
-		k, v = c.Seek(p)
+		return t.walk(p, true, []byte(after), false, fn)
 	}
-	for k != nil && bytes.HasPrefix(k, p) {
-		key := string(k)
-		writes := t.writes
-		if !fn(key, bytes.Clone(v)) {
-			return nil
-		}
-		if t.done {
-			return errPluginKVDone
-		}
-		if t.writes != writes {
-			// A write may have invalidated the cursor: reposition it after the last key passed to fn.
-			c = t.data.Cursor()
-			k, v = c.Seek([]byte(key))
-			if k != nil && string(k) == key {
-				k, v = c.Next()
-			}
-			continue
-		}
-		k, v = c.Next()
-	}
-	return nil
+	return t.walk(p, true, p, true, fn)
 }
 
 // ScanReverse is Scan backwards: it calls fn for each key starting with prefix and strictly before `before` ("" =
 // from the last), in descending byte order, until fn returns false.
 func (t *PluginKVTx) ScanReverse(prefix, before string, fn func(key string, value []byte) bool) error {
-	if t.done {
-		return errPluginKVDone
-	}
-	if t.data == nil {
-		return nil
-	}
 	p := []byte(prefix)
-	c := t.data.Cursor()
-	// below positions the cursor on the last key strictly below bound (nil: the last key of all).
-	below := func(bound []byte) ([]byte, []byte) {
-		if bound == nil {
-			return c.Last()
-		}
-		if k, _ := c.Seek(bound); k == nil {
-			return c.Last()
-		}
-		return c.Prev()
-	}
 	bound := prefixEnd(p) // nil: no key is above the prefix's range
 	if before != "" {
 		if before <= prefix {
@@ -319,7 +269,43 @@ func (t *PluginKVTx) ScanReverse(prefix, before string, fn func(key string, valu
 			bound = []byte(before)
 		}
 	}
-	k, v := below(bound)
+	return t.walk(p, false, bound, false, fn)
+}
+
+// walk calls fn for the keys starting with p from bound on, forwards or backwards, until fn returns false or the
+// keys leave the prefix. Forwards it starts at bound (inclusive) or just after it; backwards just before it (nil:
+// from the last key). After fn writes, the cursor may be stale: walk repositions it past the last key it passed.
+func (t *PluginKVTx) walk(p []byte, forward bool, bound []byte, inclusive bool, fn func(key string, value []byte) bool) error {
+	if t.done {
+		return errPluginKVDone
+	}
+	if t.data == nil {
+		return nil
+	}
+	c := t.data.Cursor()
+	past := func(bound []byte, inclusive bool) ([]byte, []byte) {
+		if forward {
+			k, v := c.Seek(bound)
+			if !inclusive && k != nil && bytes.Equal(k, bound) {
+				return c.Next()
+			}
+			return k, v
+		}
+		if bound == nil {
+			return c.Last()
+		}
+		if k, _ := c.Seek(bound); k == nil {
+			return c.Last()
+		}
+		return c.Prev()
+	}
+	step := func() ([]byte, []byte) {
+		if forward {
+			return c.Next()
+		}
+		return c.Prev()
+	}
+	k, v := past(bound, inclusive)
 	for k != nil && bytes.HasPrefix(k, p) {
 		key := string(k)
 		writes := t.writes
@@ -330,12 +316,11 @@ func (t *PluginKVTx) ScanReverse(prefix, before string, fn func(key string, valu
 			return errPluginKVDone
 		}
 		if t.writes != writes {
-			// A write may have invalidated the cursor: reposition it before the last key passed to fn.
 			c = t.data.Cursor()
-			k, v = below([]byte(key))
+			k, v = past([]byte(key), false)
 			continue
 		}
-		k, v = c.Prev()
+		k, v = step()
 	}
 	return nil
 }

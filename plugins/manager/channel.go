@@ -13,7 +13,7 @@ import (
 
 // Send hands a batch of rendered messages of one workspace to the channel plugin name and returns one result per
 // message, in the order of msgs. A message the plugin gave no result for, or an unusable one, comes back as a
-// retry with the reason: a plugin's mistake never loses a message. An error means the whole batch failed (the
+// retry with the reason: a plugin's mistake never loses a message. It sets each message's Workspace to workspace. An error means the whole batch failed (the
 // plugin trapped, timed out, answered with an error, or is quarantined) and every message may be retried.
 func (m *Manager) Send(ctx context.Context, workspace, name string, now time.Time, msgs []wire.Message) ([]wire.Result, error) {
 	mp, err := m.get(name)
