@@ -19,6 +19,10 @@ server {
   # Largest request body accepted; larger requests are refused with 413.
   max_body = "4MiB"
 
+  # Largest contact import (POST /api/v1/workspaces/{ws}/contacts/import). Imports stream to disk and are read
+  # row by row, so this bounds disk use, not memory.
+  max_import = "4GiB"
+
   # How long a client may take to send a request, and the server to write a response.
   read_timeout  = "30s"
   write_timeout = "30s"

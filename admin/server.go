@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/auth"
+	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/gofiber/fiber/v2"
@@ -39,15 +40,25 @@ type Deps struct {
 	Hooks      Hooks
 	// HookEvents receives webhook events; nil drops them after counting.
 	HookEvents HookEvents
-	Metrics    *metrics.Registry
-	Logger     hclog.Logger
+	// Contacts owns contacts and events (REST under /workspaces/{id}/contacts, tracking under /v1).
+	Contacts *contacts.Service
+	// WriteKeys finds the workspace of a tracking write key.
+	WriteKeys WriteKeys
+	// Jobs runs and reports background jobs (contact imports).
+	Jobs    Jobs
+	Metrics *metrics.Registry
+	Logger  hclog.Logger
 	// Version is reported by /healthz.
 	Version string
 }
 
 // Options tunes the HTTP server; zero values take config.DefaultConfig's.
 type Options struct {
-	MaxBody      int64
+	MaxBody int64
+	// MaxImport bounds a contact import upload.
+	MaxImport int64
+	// PublicURL is where browsers reach this server (the JS tag's snippet points there).
+	PublicURL    string
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 }
@@ -129,6 +140,9 @@ func (s *Server) routes() {
 	api.Post("/workspaces/:id/channels/:plugin/test", s.testSend)
 	api.Get("/workspaces/:id/outbox", s.listOutbox)
 	api.Delete("/workspaces/:id/outbox", s.clearOutbox)
+	s.contactRoutes(api)
+	s.importRoutes(api)
+	s.trackingRoutes(app)
 
 	app.Use(s.unmatched)
 	s.indexRoutes()

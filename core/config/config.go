@@ -31,12 +31,14 @@ type Server struct {
 	Listen          string `hcl:"listen,optional"`
 	PublicURL       string `hcl:"public_url,optional"`
 	MaxBody         string `hcl:"max_body,optional"`
+	MaxImport       string `hcl:"max_import,optional"`
 	ReadTimeout     string `hcl:"read_timeout,optional"`
 	WriteTimeout    string `hcl:"write_timeout,optional"`
 	ShutdownTimeout string `hcl:"shutdown_timeout,optional"`
 
 	// Parsed by Validate.
 	MaxBodyBytes       int64
+	MaxImportBytes     int64
 	ReadTimeoutDur     time.Duration
 	WriteTimeoutDur    time.Duration
 	ShutdownTimeoutDur time.Duration
@@ -155,6 +157,7 @@ func DefaultConfig() *Config {
 			Listen:          "127.0.0.1:8080",
 			PublicURL:       "http://localhost:8080",
 			MaxBody:         "4MiB",
+			MaxImport:       "4GiB",
 			ReadTimeout:     "30s",
 			WriteTimeout:    "30s",
 			ShutdownTimeout: "15s",

@@ -238,6 +238,7 @@ func (s *Server) validate(v *errs.ValidationError) {
 		s.PublicURL = strings.TrimRight(s.PublicURL, "/")
 	}
 	s.MaxBodyBytes = sizeField(v, "server.max_body", s.MaxBody, 1<<10, 1<<30)
+	s.MaxImportBytes = sizeField(v, "server.max_import", s.MaxImport, 1<<10, 1<<40)
 	s.ReadTimeoutDur = durationField(v, "server.read_timeout", s.ReadTimeout, time.Second, time.Hour)
 	s.WriteTimeoutDur = durationField(v, "server.write_timeout", s.WriteTimeout, time.Second, time.Hour)
 	s.ShutdownTimeoutDur = durationField(v, "server.shutdown_timeout", s.ShutdownTimeout, 0, 10*time.Minute)

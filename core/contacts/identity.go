@@ -1,0 +1,273 @@
+package contacts
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/crosscast/crosscast/core/errs"
+)
+
+// identity is the set of identifiers a write carries. Precedence, strongest first: user id, email, phone,
+// anonymous id.
+type identity struct {
+	userID, email, phone, anonID string
+}
+
+func (id identity) empty() bool {
+	return id.userID == "" && id.email == "" && id.phone == "" && id.anonID == ""
+}
+
+// MaxAnonymousIDs bounds the anonymous ids a contact keeps; the oldest are forgotten (and stop resolving) beyond it.
+const MaxAnonymousIDs = 100
+
+// resolver finds or creates the contact of an identity inside one transaction, merging contacts the identity proves
+// to be the same person. It records what it did for the change stream.
+//
+// The rules, deterministic for a given order of writes:
+//   - the contact found by the strongest identifier is the survivor;
+//   - each other identifier that belongs to another contact merges that contact into the survivor, unless the two
+//     hold different values of the same kind (two user ids, two emails, two phones): two people are never merged on
+//     a weak link. Then the identifier is a conflict: strict writes (API upserts, imports) fail with
+//     errs.ErrConflict, tracking calls keep it where it is and go on;
+//   - an identifier nobody holds is given to the survivor (replacing a different email or phone, which is an
+//     address change; a different user id is a conflict);
+//   - a suppressed (erased) email or phone is never attached: strict writes fail, tracking calls drop it.
+type resolver struct {
+	tx      Tx
+	now     time.Time
+	strict  bool
+	reason  string
+	merges  []Merge
+	touched map[string]*Contact
+	// warnings counts identifiers a lenient write could not apply.
+	warnings []string
+}
+
+func newResolver(tx Tx, now time.Time, strict bool, reason string) *resolver {
+	return &resolver{tx: tx, now: now, strict: strict, reason: reason, touched: map[string]*Contact{}}
+}
+
+// load returns the contact id from the touched set or the store.
+func (r *resolver) load(id string) (*Contact, error) {
+	if c, ok := r.touched[id]; ok {
+		return c, nil
+	}
+	c, ok, err := r.tx.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("index points to missing contact %s: %w", id, errs.ErrConflict)
+	}
+	r.touched[id] = &c
+	return &c, nil
+}
+
+// lookup finds the contact holding a user id (also as an alias), email, phone or anonymous id.
+func (r *resolver) lookup(kind IdentifierKind, v string) (string, bool) {
+	if v == "" {
+		return "", false
+	}
+	if id, ok := r.tx.Lookup(kind, v); ok {
+		return id, true
+	}
+	if kind == ByUserID {
+		// Old user ids renamed by an alias call are kept as anonymous ids.
+		return r.tx.Lookup(ByAnonymousID, v)
+	}
+	return "", false
+}
+
+func (r *resolver) conflict(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if r.strict {
+		return fmt.Errorf("%s: %w", msg, errs.ErrConflict)
+	}
+	r.warnings = append(r.warnings, msg)
+	return nil
+}
+
+// resolve returns the contact of id, created if needed (created reports it). It never writes the contact: the
+// caller edits it and calls flush.
+func (r *resolver) resolve(id identity) (*Contact, bool, error) {
+	if id.empty() {
+		return nil, false, errs.Invalid("", "a user id, email, phone or anonymous id is needed to find the contact")
+	}
+	for _, s := range []struct {
+		kind string
+		v    *string
+	}{{"email", &id.email}, {"phone", &id.phone}} {
+		if *s.v != "" && r.tx.Suppressed(SuppressionHash(s.kind, *s.v)) {
+			if r.strict {
+				return nil, false, fmt.Errorf("this %s belongs to an erased contact and is suppressed: %w", s.kind, errs.ErrConflict)
+			}
+			r.warnings = append(r.warnings, s.kind+" is suppressed")
+			*s.v = ""
+		}
+	}
+	order := []struct {
+		kind IdentifierKind
+		v    string
+	}{{ByUserID, id.userID}, {ByEmail, id.email}, {ByPhone, id.phone}, {ByAnonymousID, id.anonID}}
+	var c *Contact
+	created := false
+	for _, o := range order {
+		if o.v == "" {
+			continue
+		}
+		other, found := r.lookup(o.kind, o.v)
+		if found && c != nil && other == c.ID {
+			continue
+		}
+		if found {
+			oc, err := r.load(other)
+			if err != nil {
+				return nil, false, err
+			}
+			if c == nil {
+				c = oc
+				continue
+			}
+			if why := clash(c, oc); why != "" {
+				if err := r.conflict("%s %q belongs to contact %s, which has a different %s", o.kind, o.v, oc.ID, why); err != nil {
+					return nil, false, err
+				}
+				continue
+			}
+			if err := r.merge(c, oc); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if c == nil {
+			nc := &Contact{ID: NewID(r.now), CreatedAt: r.now, UpdatedAt: r.now}
+			r.touched[nc.ID] = nc
+			c, created = nc, true
+		}
+		if err := r.attach(c, o.kind, o.v); err != nil {
+			return nil, false, err
+		}
+	}
+	return c, created, nil
+}
+
+// attach gives a free identifier to c.
+func (r *resolver) attach(c *Contact, kind IdentifierKind, v string) error {
+	switch kind {
+	case ByUserID:
+		if c.UserID != "" && c.UserID != v {
+			return r.conflict("user id %q cannot be added to contact %s, which has another user id", v, c.ID)
+		}
+		c.UserID = v
+	case ByEmail:
+		c.Email = v
+	case ByPhone:
+		c.Phone = v
+	case ByAnonymousID:
+		addAnonymous(c, v)
+	}
+	return nil
+}
+
+func addAnonymous(c *Contact, v string) {
+	if slices.Contains(c.AnonymousIDs, v) {
+		return
+	}
+	c.AnonymousIDs = append(c.AnonymousIDs, v)
+	if n := len(c.AnonymousIDs); n > MaxAnonymousIDs {
+		c.AnonymousIDs = slices.Clone(c.AnonymousIDs[n-MaxAnonymousIDs:])
+	}
+}
+
+// clash names the kind of identifier two contacts hold different values of, or "".
+func clash(a, b *Contact) string {
+	switch {
+	case a.UserID != "" && b.UserID != "" && a.UserID != b.UserID:
+		return "user id"
+	case a.Email != "" && b.Email != "" && a.Email != b.Email:
+		return "email"
+	case a.Phone != "" && b.Phone != "" && a.Phone != b.Phone:
+		return "phone"
+	}
+	return ""
+}
+
+// merge folds from into into: identifiers, anonymous ids, attributes into does not have, tags, the most recent
+// consent per channel, the earliest creation time; from's events move to into and from's id redirects to into.
+func (r *resolver) merge(into, from *Contact) error {
+	if into.UserID == "" {
+		into.UserID = from.UserID
+	}
+	if into.Email == "" {
+		into.Email = from.Email
+	}
+	if into.Phone == "" {
+		into.Phone = from.Phone
+	}
+	if into.Timezone == "" {
+		into.Timezone = from.Timezone
+	}
+	if into.Locale == "" {
+		into.Locale = from.Locale
+	}
+	for _, a := range from.AnonymousIDs {
+		addAnonymous(into, a)
+	}
+	for k, v := range from.Attributes {
+		if _, ok := into.Attributes[k]; !ok {
+			if into.Attributes == nil {
+				into.Attributes = map[string]Value{}
+			}
+			into.Attributes[k] = v
+		}
+	}
+	for _, t := range from.Tags {
+		if !into.HasTag(t) {
+			into.Tags = append(into.Tags, t)
+		}
+	}
+	slices.Sort(into.Tags)
+	for ch, cs := range from.Consent {
+		if cur, ok := into.Consent[ch]; !ok || cs.At.After(cur.At) {
+			if into.Consent == nil {
+				into.Consent = map[string]Consent{}
+			}
+			into.Consent[ch] = cs
+		}
+	}
+	if !from.CreatedAt.IsZero() && from.CreatedAt.Before(into.CreatedAt) {
+		into.CreatedAt = from.CreatedAt
+	}
+	if from.LastSeenAt.After(into.LastSeenAt) {
+		into.LastSeenAt = from.LastSeenAt
+	}
+	// from's index entries go first, so that into can take its identifiers.
+	if err := r.tx.Delete(from.ID); err != nil {
+		return fmt.Errorf("merging contact %s: %w", from.ID, err)
+	}
+	delete(r.touched, from.ID)
+	moved, err := r.tx.MoveEvents(from.ID, into.ID)
+	if err != nil {
+		return fmt.Errorf("moving events of contact %s: %w", from.ID, err)
+	}
+	m := Merge{From: from.ID, Into: into.ID, At: r.now, Reason: r.reason, Events: moved}
+	if err := r.tx.Redirect(m); err != nil {
+		return err
+	}
+	r.merges = append(r.merges, m)
+	return r.tx.Audit(AuditEntry{At: r.now, Action: "contact.merged", Contact: into.ID,
+		Details: map[string]any{"from": from.ID, "reason": r.reason, "events": moved}})
+}
+
+// follow returns the id a possibly merged-away id now resolves to.
+func follow(tx Tx, id string) string {
+	for range 32 {
+		m, ok := tx.MergedInto(id)
+		if !ok {
+			return id
+		}
+		id = m.Into
+	}
+	return id
+}

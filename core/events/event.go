@@ -1,0 +1,62 @@
+// Package events owns what contacts do: the Event record (the Segment spec's identify, track, page, screen, group
+// and alias calls, normalised), the parsing and validation of Segment-format messages, and clock-skew correction.
+//
+// It is a leaf: it imports only the standard library and core/errs. Storage of events, and the identity of the
+// contact an event belongs to, are core/contacts' business.
+package events
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Type is the kind of a Segment call.
+type Type string
+
+// The Segment spec's call types.
+const (
+	Identify Type = "identify"
+	Track    Type = "track"
+	Page     Type = "page"
+	Screen   Type = "screen"
+	Group    Type = "group"
+	Alias    Type = "alias"
+)
+
+// Valid reports whether t is one of the spec's call types.
+func (t Type) Valid() bool {
+	switch t {
+	case Identify, Track, Page, Screen, Group, Alias:
+		return true
+	}
+	return false
+}
+
+// Event is one stored event, normalised from whatever sent it (the tracking API, the JS tag, an import).
+//
+// Properties, Traits and Context are kept as the JSON objects the sender gave (Context with the IP handled per the
+// workspace's setting), so nothing a client sent is lost and ingestion does not pay to rebuild them.
+type Event struct {
+	// MessageID identifies the event for deduplication: a client's retry with the same messageId is stored once.
+	MessageID string `json:"message_id"`
+	Type      Type   `json:"type"`
+	// Name is the event name of a track call ("Order Completed") or the page/screen name.
+	Name string `json:"name,omitempty"`
+	// ContactID is the contact the event belongs to, set when it is stored (after identity resolution).
+	ContactID   string `json:"contact_id"`
+	UserID      string `json:"user_id,omitempty"`
+	AnonymousID string `json:"anonymous_id,omitempty"`
+	// GroupID is the account of a group call; PreviousID the old identity of an alias call.
+	GroupID    string          `json:"group_id,omitempty"`
+	PreviousID string          `json:"previous_id,omitempty"`
+	Properties json.RawMessage `json:"properties,omitempty"`
+	Traits     json.RawMessage `json:"traits,omitempty"`
+	Context    json.RawMessage `json:"context,omitempty"`
+	// Timestamp is when the event happened, corrected for the sender's clock skew (see Correct).
+	Timestamp time.Time `json:"timestamp"`
+	// OriginalTimestamp and SentAt are the sender's clock readings, kept as sent.
+	OriginalTimestamp time.Time `json:"original_timestamp,omitzero"`
+	SentAt            time.Time `json:"sent_at,omitzero"`
+	// ReceivedAt is the server's clock when the event arrived.
+	ReceivedAt time.Time `json:"received_at"`
+}
