@@ -143,6 +143,7 @@ func (s *Server) routes() {
 	s.contactRoutes(api)
 	s.importRoutes(api)
 	s.trackingRoutes(app)
+	s.tagRoutes(app, api)
 
 	app.Use(s.unmatched)
 	s.indexRoutes()

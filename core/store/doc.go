@@ -18,16 +18,34 @@
 //	├── meta/                   schema_version -> uint64 big-endian; kind -> "system"; health_probe -> RFC 3339 time
 //	├── workspaces/             <workspace id> -> JSON workspaceRecord
 //	├── write_keys/             <write key> -> <workspace id>        (unique index: tracking auth by write key)
-//	└── tokens/                 <token id> -> JSON tokenRecord         (secret only as SHA-256)
+//	├── tokens/                 <token id> -> JSON tokenRecord         (secret only as SHA-256)
+//	└── jobs/                   <job id> -> JSON jobs.Job              (background jobs: imports; jobs.go)
 //
 //	workspaces/<id>.db
-//	├── meta/                   schema_version -> uint64 big-endian; kind -> "workspace"; workspace_id -> <id>
+//	├── meta/                   schema_version -> uint64 big-endian; kind -> "workspace"; workspace_id -> <id>;
+//	│                           contacts -> uint64 count; events -> uint64 count
+//	├── contacts/               <contact id> -> JSON contacts.Contact                          (contacts.go)
+//	├── contact_keys/           <contact id> -> the index entries the contact holds, binary: for each entry one
+//	│                           byte kind (e email, p phone, u user id, a anonymous id, t tag), uvarint length,
+//	│                           bytes. Put diffs against it instead of decoding the old JSON.
+//	├── idx_email/              <normalised email> -> <contact id>                             (unique)
+//	├── idx_phone/              <E.164 phone> -> <contact id>                                  (unique)
+//	├── idx_user/               <user id> -> <contact id>                                      (unique)
+//	├── idx_anon/               <anonymous id or aliased old user id> -> <contact id>          (unique)
+//	├── idx_tag/                <tag> NUL <contact id> -> ""
+//	├── events/                 <contact id> NUL <timestamp: uint64 big-endian unix nanos + 2^63> <message id>
+//	│                           -> JSON events.Event  (a contact's events in time order)
+//	├── event_ids/              <message id> -> key in events/                                 (deduplication)
+//	├── merges/                 <merged-away contact id> -> JSON contacts.Merge                (redirects)
+//	├── merges_into/            <survivor id> NUL <merged-away id> -> ""
+//	├── suppression/            <SHA-256 hex of "email:"/"phone:" + value> -> RFC 3339 time    (erased contacts)
+//	├── audit/                  <uint64 big-endian unix nanos> <uint32 seq> -> JSON contacts.AuditEntry
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
 //	    └── <plugin name>/      one space per plugin (name: 1-64 bytes, no "/" or NUL)
 //	        ├── data/           <key> -> <value>   (key 1-1024 bytes, value up to 8 MiB)
 //	        └── meta/           usage -> uint64 big-endian, len(key)+len(value) summed over data;
 //	                            keys -> uint64 big-endian, number of keys in data
-//	    (contacts, events, segments, campaigns: added by their issues, each documented here)
+//	    (segments, campaigns: added by their issues, each documented here)
 //
 // Names of buckets and keys are the documented []byte variables below; never spell them inline.
 //
@@ -49,6 +67,24 @@ var (
 	bucketWorkspaces = []byte("workspaces")
 	bucketWriteKeys  = []byte("write_keys")
 	bucketTokens     = []byte("tokens")
+	bucketJobs       = []byte("jobs")
+
+	bucketContacts    = []byte("contacts")
+	bucketContactKeys = []byte("contact_keys")
+	bucketIdxEmail    = []byte("idx_email")
+	bucketIdxPhone    = []byte("idx_phone")
+	bucketIdxUser     = []byte("idx_user")
+	bucketIdxAnon     = []byte("idx_anon")
+	bucketIdxTag      = []byte("idx_tag")
+	bucketEvents      = []byte("events")
+	bucketEventIDs    = []byte("event_ids")
+	bucketMerges      = []byte("merges")
+	bucketMergesInto  = []byte("merges_into")
+	bucketSuppression = []byte("suppression")
+	bucketAudit       = []byte("audit")
+
+	keyContactCount = []byte("contacts")
+	keyEventCount   = []byte("events")
 
 	keySchemaVersion = []byte("schema_version")
 	keyKind          = []byte("kind")

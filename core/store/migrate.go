@@ -21,6 +21,7 @@ func systemMigrations() []migration {
 		{1, "create workspaces, write_keys and tokens buckets", func(tx *bolt.Tx) error {
 			return createBuckets(tx, bucketWorkspaces, bucketWriteKeys, bucketTokens)
 		}},
+		{2, "create jobs bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketJobs) }},
 	}
 }
 
@@ -28,6 +29,11 @@ func systemMigrations() []migration {
 func workspaceMigrations() []migration {
 	return []migration{
 		{1, "create meta", func(*bolt.Tx) error { return nil }},
+		{2, "create contacts, events, their indexes, merges, suppression and audit buckets", func(tx *bolt.Tx) error {
+			return createBuckets(tx, bucketContacts, bucketContactKeys, bucketIdxEmail, bucketIdxPhone, bucketIdxUser,
+				bucketIdxAnon, bucketIdxTag, bucketEvents, bucketEventIDs, bucketMerges, bucketMergesInto,
+				bucketSuppression, bucketAudit)
+		}},
 	}
 }
 

@@ -356,8 +356,11 @@ func TestOpenDataDirAtSystemVersion1(t *testing.T) {
 
 	s := openTest(t, dir)
 	_ = s.System().View(func(tx *bolt.Tx) error {
-		if v := schemaVersion(tx); v != 1 {
-			t.Errorf("schema version %d, want 1", v)
+		if v, want := schemaVersion(tx), systemMigrations()[len(systemMigrations())-1].version; v != want {
+			t.Errorf("schema version %d, want %d", v, want)
+		}
+		if tx.Bucket(bucketJobs) == nil {
+			t.Error("migration 2 did not create the jobs bucket")
 		}
 		if k := tx.Bucket(bucketMeta).Get(keyKind); string(k) != kindSystem {
 			t.Errorf("kind %q", k)
