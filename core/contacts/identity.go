@@ -110,24 +110,39 @@ func (r *resolver) resolve(id identity) (*Contact, bool, error) {
 		kind IdentifierKind
 		v    string
 	}{{ByUserID, id.userID}, {ByEmail, id.email}, {ByPhone, id.phone}, {ByAnonymousID, id.anonID}}
+	// The survivor is the contact of the strongest identifier anyone holds; a new contact only if nobody holds any.
+	found := make([]string, len(order))
 	var c *Contact
-	created := false
-	for _, o := range order {
+	for i, o := range order {
 		if o.v == "" {
 			continue
 		}
-		other, found := r.lookup(o.kind, o.v)
-		if found && c != nil && other == c.ID {
-			continue
-		}
-		if found {
-			oc, err := r.load(other)
+		found[i], _ = r.lookup(o.kind, o.v)
+		if c == nil && found[i] != "" {
+			oc, err := r.load(found[i])
 			if err != nil {
 				return nil, false, err
 			}
-			if c == nil {
-				c = oc
-				continue
+			c = oc
+		}
+	}
+	created := false
+	if c == nil {
+		c = &Contact{ID: NewID(r.now), CreatedAt: r.now, UpdatedAt: r.now}
+		r.touched[c.ID] = c
+		created = true
+	}
+	for i, o := range order {
+		switch {
+		case o.v == "" || found[i] == c.ID:
+		case found[i] == "":
+			if err := r.attach(c, o.kind, o.v); err != nil {
+				return nil, false, err
+			}
+		default:
+			oc, err := r.load(found[i])
+			if err != nil {
+				return nil, false, err
 			}
 			if why := clash(c, oc); why != "" {
 				if err := r.conflict("%s %q belongs to contact %s, which has a different %s", o.kind, o.v, oc.ID, why); err != nil {
@@ -138,15 +153,6 @@ func (r *resolver) resolve(id identity) (*Contact, bool, error) {
 			if err := r.merge(c, oc); err != nil {
 				return nil, false, err
 			}
-			continue
-		}
-		if c == nil {
-			nc := &Contact{ID: NewID(r.now), CreatedAt: r.now, UpdatedAt: r.now}
-			r.touched[nc.ID] = nc
-			c, created = nc, true
-		}
-		if err := r.attach(c, o.kind, o.v); err != nil {
-			return nil, false, err
 		}
 	}
 	return c, created, nil

@@ -126,10 +126,10 @@ func (s *Service) ingestOne(r *resolver, m *Incoming, st Settings, now time.Time
 	dirty := created || len(r.merges) > before || ev.Type == events.Alias
 	if ev.Type == events.Identify {
 		// The resolver attached new identifiers to c; the edit brings attributes (and an email or phone change).
-		if e.email != nil && r.emailTaken(c, *e.email) {
+		if e.email != nil && !r.usable(c, ByEmail, *e.email) {
 			e.email = nil
 		}
-		if e.phone != nil && r.phoneTaken(c, *e.phone) {
+		if e.phone != nil && !r.usable(c, ByPhone, *e.phone) {
 			e.phone = nil
 		}
 		if ok, err := e.apply(c, now, "tracking"); err != nil {
@@ -223,15 +223,12 @@ func (f *Fields) parseLenient(channels []string) (edit, error) {
 	return e, nil
 }
 
-// emailTaken reports whether another contact holds email (then identify keeps c's own email).
-func (r *resolver) emailTaken(c *Contact, email string) bool {
-	id, ok := r.tx.Lookup(ByEmail, email)
-	return ok && id != c.ID
-}
-
-func (r *resolver) phoneTaken(c *Contact, phone string) bool {
-	id, ok := r.tx.Lookup(ByPhone, phone)
-	return ok && id != c.ID
+// usable reports whether c may take an email or phone: nobody else holds it and it is not suppressed.
+func (r *resolver) usable(c *Contact, kind IdentifierKind, v string) bool {
+	if id, ok := r.tx.Lookup(kind, v); ok && id != c.ID {
+		return false
+	}
+	return !r.tx.Suppressed(SuppressionHash(kind.String(), v))
 }
 
 // alias links previousID (an anonymous id or an old user id) to userID: the two are the same person from now on.

@@ -132,15 +132,39 @@ func (v Value) MarshalJSON() ([]byte, error) {
 	return nil, fmt.Errorf("attribute value has no kind")
 }
 
-// UnmarshalJSON reads a plain JSON value with ParseValue's rules.
+// UnmarshalJSON reads a plain JSON value with ParseValue's rules. Scalars take a fast path: contacts are decoded on
+// every lookup of the tracking path.
 func (v *Value) UnmarshalJSON(b []byte) error {
-	var raw any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
-		return err
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return fmt.Errorf("empty attribute value")
 	}
-	out, err := ParseValue(raw)
+	var out Value
+	var err error
+	switch b[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		out, err = textValue(s)
+	case 't', 'f':
+		var x bool
+		if err := json.Unmarshal(b, &x); err != nil {
+			return err
+		}
+		out = BoolValue(x)
+	case '[', '{', 'n':
+		var raw any
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		out, err = ParseValue(raw)
+	default:
+		out, err = ParseValue(json.Number(b))
+	}
 	if err != nil {
 		return err
 	}

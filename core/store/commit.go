@@ -24,8 +24,10 @@ var ErrClosed = fmt.Errorf("store closed: %w", errs.ErrUnavailable)
 // caller gets its error, and the rest run again in a fresh transaction. Functions may therefore run more than once
 // and must only depend on the transaction they are given, like bbolt's own DB.Batch.
 type committer struct {
-	db       *bolt.DB
-	reqs     chan *writeReq
+	db   *bolt.DB
+	reqs chan *writeReq
+	// many carries groups of writes handed over at once (writeEach), so that one caller can fill a batch.
+	many     chan []*writeReq
 	closing  chan struct{}
 	done     chan struct{}
 	maxBatch int
@@ -45,7 +47,7 @@ type writeReq struct {
 
 func newCommitter(db *bolt.DB, maxBatch int, maxDelay time.Duration, commitSeconds, batchSize *metrics.Histogram) *committer {
 	c := &committer{
-		db: db, reqs: make(chan *writeReq), closing: make(chan struct{}), done: make(chan struct{}),
+		db: db, reqs: make(chan *writeReq), many: make(chan []*writeReq), closing: make(chan struct{}), done: make(chan struct{}),
 		maxBatch: maxBatch, maxDelay: maxDelay, commitSeconds: commitSeconds, batchSize: batchSize,
 	}
 	go c.loop()
@@ -71,6 +73,49 @@ func (c *committer) write(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return <-r.err
 }
 
+// writeEach runs each function as its own write (a failing one is rolled back alone, as with write) and returns one
+// outcome per function once all are durable. The functions are handed over in groups of up to maxBatch, so a single
+// caller fills whole transactions.
+func (c *committer) writeEach(ctx context.Context, fns []func(*bolt.Tx) error) []error {
+	out := make([]error, len(fns))
+	reqs := make([]*writeReq, len(fns))
+	for i, fn := range fns {
+		reqs[i] = &writeReq{fn: fn, err: make(chan error, 1)}
+	}
+	sent := 0
+	for sent < len(reqs) {
+		end := min(sent+c.maxBatch, len(reqs))
+		group := reqs[sent:end]
+		c.waiting.Add(int64(len(group)))
+		select {
+		case c.many <- group:
+			c.waiting.Add(-int64(len(group)))
+		case <-c.closing:
+			c.waiting.Add(-int64(len(group)))
+			for i := sent; i < len(reqs); i++ {
+				out[i] = ErrClosed
+			}
+			return c.collect(reqs[:sent], out)
+		case <-ctx.Done():
+			c.waiting.Add(-int64(len(group)))
+			for i := sent; i < len(reqs); i++ {
+				out[i] = ctx.Err()
+			}
+			return c.collect(reqs[:sent], out)
+		}
+		sent = end
+	}
+	return c.collect(reqs, out)
+}
+
+// collect waits for the outcome of every handed-over request.
+func (c *committer) collect(reqs []*writeReq, out []error) []error {
+	for i, r := range reqs {
+		out[i] = <-r.err
+	}
+	return out
+}
+
 func (c *committer) loop() {
 	defer close(c.done)
 	batch := make([]*writeReq, 0, c.maxBatch)
@@ -78,6 +123,8 @@ func (c *committer) loop() {
 		select {
 		case r := <-c.reqs:
 			batch = append(batch[:0], r)
+		case g := <-c.many:
+			batch = append(batch[:0], g...)
 		case <-c.closing:
 			// Senders blocked in write() see closing too; nothing handed over is left unanswered.
 			return
@@ -94,6 +141,8 @@ drain:
 		select {
 		case r := <-c.reqs:
 			batch = append(batch, r)
+		case g := <-c.many:
+			batch = append(batch, g...)
 		default:
 			break drain
 		}
@@ -107,6 +156,8 @@ drain:
 		select {
 		case r := <-c.reqs:
 			batch = append(batch, r)
+		case g := <-c.many:
+			batch = append(batch, g...)
 		case <-timer.C:
 			return batch
 		}

@@ -27,6 +27,12 @@ func (d *DB) Update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return d.c.write(ctx, fn)
 }
 
+// UpdateEach runs each function as its own atomic write (one that fails writes nothing and leaves the others
+// alone), in as few group commits as possible, and returns one outcome per function once all are durable.
+func (d *DB) UpdateEach(ctx context.Context, fns []func(tx *bolt.Tx) error) []error {
+	return d.c.writeEach(ctx, fns)
+}
+
 // View runs fn in a read-only transaction over a consistent snapshot. A file closed meanwhile (shutdown, a
 // deleted workspace) gives ErrClosed.
 func (d *DB) View(fn func(tx *bolt.Tx) error) error {
