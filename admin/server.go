@@ -75,7 +75,9 @@ type Server struct {
 	cancel context.CancelFunc
 
 	writeTimeout time.Duration
-	table        []route // registered routes, for 405 answers
+	// opts are the options the server was built with, defaults filled in.
+	opts  Options
+	table []route // registered routes, for 405 answers
 
 	requests   *metrics.CounterVec
 	latency    *metrics.HistogramVec
@@ -93,7 +95,7 @@ func New(deps Deps, opts Options) *Server {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 30 * time.Second
 	}
-	s := &Server{deps: deps, log: deps.Logger.Named("http"), writeTimeout: opts.WriteTimeout}
+	s := &Server{deps: deps, log: deps.Logger.Named("http"), writeTimeout: opts.WriteTimeout, opts: opts}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.requests = deps.Metrics.Counter("crosscast_http_requests_total",
 		"HTTP requests by route, method and status.", "route", "method", "status")
@@ -140,8 +142,9 @@ func (s *Server) routes() {
 	api.Post("/workspaces/:id/channels/:plugin/test", s.testSend)
 	api.Get("/workspaces/:id/outbox", s.listOutbox)
 	api.Delete("/workspaces/:id/outbox", s.clearOutbox)
-	s.contactRoutes(api)
+	// Imports first: /contacts/import and /contacts/export must win over /contacts/:contact.
 	s.importRoutes(api)
+	s.contactRoutes(api)
 	s.trackingRoutes(app)
 	s.tagRoutes(app, api)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/crosscast/crosscast/admin"
 	"github.com/crosscast/crosscast/core/auth"
 	"github.com/crosscast/crosscast/core/config"
+	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
@@ -185,12 +186,16 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 		}
 	}()
 
+	contactSvc := contacts.NewService(st, contactSettings(wsSvc), contacts.NewStream(), log, nil)
+
 	v, _, _ := buildInfo()
 	srv := admin.New(admin.Deps{
 		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
 		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
+		Contacts: contactSvc, WriteKeys: st,
 	}, admin.Options{
-		MaxBody: cfg.Server.MaxBodyBytes, ReadTimeout: cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
+		MaxBody: cfg.Server.MaxBodyBytes, MaxImport: cfg.Server.MaxImportBytes, PublicURL: cfg.Server.PublicURL,
+		ReadTimeout: cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -240,5 +245,18 @@ func printBanner(w io.Writer, base string, cfg *config.Config, generated string)
 		fmt.Fprintln(w, "  token:   the bootstrap token from the configuration (admin.bootstrap_token) is an owner token")
 	default:
 		fmt.Fprintln(w, "  token:   use the owner token printed on first start, or set CROSSCAST_BOOTSTRAP_TOKEN and restart")
+	}
+}
+
+// contactSettings reads the contacts settings of a workspace from its record.
+func contactSettings(ws *workspaces.Service) contacts.SettingsFunc {
+	return func(ctx context.Context, id string) (contacts.Settings, error) {
+		w, err := ws.Get(ctx, id)
+		if err != nil {
+			return contacts.Settings{}, err
+		}
+		return contacts.Settings{
+			Channels: w.Settings.Channels, PII: w.Settings.PII, IP: contacts.IPMode(w.Settings.IP),
+		}, nil
 	}
 }

@@ -99,6 +99,10 @@ func (p Principal) Allows(min Role, ws string) bool {
 	return p.Role.rank() >= min.rank()
 }
 
+// SeesPII reports whether p may read contacts' personal data unmasked: editors and above may; viewers see the
+// fields their workspace marks as PII masked.
+func (p Principal) SeesPII() bool { return p.Role.rank() >= RoleEditor.rank() }
+
 // Require returns errs.ErrForbidden, with what was missing, unless p.Allows(min, ws).
 func (p Principal) Require(min Role, ws string) error {
 	if p.Allows(min, ws) {

@@ -175,7 +175,7 @@ func TestBackupUnderWriteLoadRestoresConsistentState(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j, w := range list {
-			if j >= len(ids) || w != testWorkspace(ids[j]) {
+			if j >= len(ids) || !reflect.DeepEqual(w, testWorkspace(ids[j])) {
 				t.Errorf("backup %d: restored workspace %+v, want %+v", i, w, testWorkspace(ids[min(j, len(ids)-1)]))
 			}
 		}

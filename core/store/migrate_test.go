@@ -373,7 +373,7 @@ func TestOpenDataDirAtSystemVersion1(t *testing.T) {
 	}
 	s2 := openTest(t, dir)
 	list, err := s2.ListWorkspaces(ctx, "", 0)
-	if err != nil || len(list) != 1 || list[0] != testWorkspace("acme") {
+	if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], testWorkspace("acme")) {
 		t.Errorf("after reopen ListWorkspaces = %+v, %v", list, err)
 	}
 	if _, err := s2.Workspace("acme"); err != nil {
@@ -397,7 +397,7 @@ func TestOpenHandBuiltVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (workspaces.Workspace{ID: "acme", Name: "Acme", WriteKey: v1WorkspaceKey, CreatedAt: fixedTime, UpdatedAt: fixedTime}); w != want {
+	if want := (workspaces.Workspace{ID: "acme", Name: "Acme", WriteKey: v1WorkspaceKey, CreatedAt: fixedTime, UpdatedAt: fixedTime}); !reflect.DeepEqual(w, want) {
 		t.Errorf("GetWorkspace = %+v, want %+v", w, want)
 	}
 	if id, err := s.WorkspaceByWriteKey(ctx, v1WorkspaceKey); err != nil || id != "acme" {

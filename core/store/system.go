@@ -27,6 +27,8 @@ type workspaceRecord struct {
 	ManagedWriteKey bool      `json:"managed_write_key,omitempty"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	// Settings was added in schema 2; records written before have none (defaults apply).
+	Settings workspaces.Settings `json:"settings,omitzero"`
 }
 
 // tokenRecord is an API token as stored in system.db/tokens.

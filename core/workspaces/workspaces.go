@@ -36,6 +36,46 @@ type Workspace struct {
 	ManagedWriteKey bool      `json:"managed_write_key"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	Settings        Settings  `json:"settings"`
+}
+
+// Settings are a workspace's choices about its contacts' data. Empty fields take the defaults the contacts package
+// documents (consent kept for email, sms, push, webhook and whatsapp; email and phone masked; IPs stored).
+type Settings struct {
+	// PII names what tokens without PII permission (the viewer role) see masked: attribute names (an object's name
+	// covers its dotted children), "email", "phone", "user_id".
+	PII []string `json:"pii,omitempty"`
+	// IP is what the tracking API keeps of a sender's IP address: "store", "anonymize" or "drop".
+	IP string `json:"ip,omitempty"`
+	// Channels are the channels consent is kept for.
+	Channels []string `json:"channels,omitempty"`
+}
+
+var channelPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// Validate reports every problem of the settings, under field paths starting with "settings.".
+func (st Settings) Validate(v *errs.ValidationError) {
+	switch st.IP {
+	case "", "store", "anonymize", "drop":
+	default:
+		v.Add("settings.ip", "%q must be store, anonymize or drop", st.IP)
+	}
+	if len(st.PII) > 500 {
+		v.Add("settings.pii", "names at most 500 fields")
+	}
+	for i, name := range st.PII {
+		if name == "" || len(name) > 128 || strings.ContainsAny(name, "\x00\n\r") {
+			v.Add(fmt.Sprintf("settings.pii.%d", i), "%q is not a field name (1-128 bytes)", name)
+		}
+	}
+	if len(st.Channels) > 64 {
+		v.Add("settings.channels", "names at most 64 channels")
+	}
+	for i, ch := range st.Channels {
+		if !channelPattern.MatchString(ch) {
+			v.Add(fmt.Sprintf("settings.channels.%d", i), "%q is not a channel name: 1-32 lower-case letters, digits, _ or -", ch)
+		}
+	}
 }
 
 // Store persists workspaces. Implementations must make CreateWorkspace fail with errs.ErrConflict when the id or the
@@ -195,6 +235,8 @@ func (s *Service) List(ctx context.Context, after string, limit int) ([]Workspac
 type UpdateInput struct {
 	Name     *string `json:"name"`
 	WriteKey *string `json:"write_key"`
+	// Settings replaces the settings as a whole.
+	Settings *Settings `json:"settings"`
 }
 
 // Update applies in to the workspace, atomically with respect to other updates. A workspace declared in the
@@ -216,11 +258,17 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (Worksp
 			v.Add("write_key", "%s", err)
 		}
 	}
+	if in.Settings != nil {
+		in.Settings.Validate(v)
+	}
 	if err := v.OrNil(); err != nil {
 		return Workspace{}, err
 	}
 	now := s.now().UTC()
 	w, err := s.store.UpdateWorkspace(ctx, id, func(w *Workspace) error {
+		if in.Settings != nil {
+			w.Settings = *in.Settings
+		}
 		if in.Name != nil {
 			if w.Managed {
 				return fmt.Errorf("workspace %q is declared in the configuration file; change its name there: %w", id, errs.ErrConflict)

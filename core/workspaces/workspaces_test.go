@@ -327,7 +327,7 @@ func TestCreateInvalid(t *testing.T) {
 			e := newEnv(t)
 			w, err := e.svc.Create(e.ctx, tt.in)
 			wantValidation(t, err, tt.fields...)
-			if w != (workspaces.Workspace{}) {
+			if w.ID != "" || w.WriteKey != "" {
 				t.Errorf("failed Create returned %+v", w)
 			}
 			if ids := e.allIDs(); len(ids) != 0 {
