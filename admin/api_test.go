@@ -17,6 +17,7 @@ import (
 
 	"github.com/crosscast/crosscast/admin"
 	"github.com/crosscast/crosscast/core/auth"
+	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
@@ -81,9 +82,17 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plugins.Close(context.Background()) })
+	settings := func(ctx context.Context, id string) (contacts.Settings, error) {
+		w, err := ws.Get(ctx, id)
+		if err != nil {
+			return contacts.Settings{}, err
+		}
+		return contacts.Settings{Channels: w.Settings.Channels, PII: w.Settings.PII, IP: contacts.IPMode(w.Settings.IP)}, nil
+	}
 	f.deps = admin.Deps{
 		Workspaces: ws, Auth: as, Store: st, Plugins: plugins, Channels: plugins, Outboxes: outbox.New(st), Hooks: plugins,
 		Metrics: reg, Logger: log, Version: "test",
+		Contacts: contacts.NewService(st, settings, nil, log, nil), WriteKeys: st,
 	}
 	f.srv = admin.New(f.deps, admin.Options{MaxBody: 4096})
 	f.srv.SetReady(true)
