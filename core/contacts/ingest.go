@@ -29,8 +29,8 @@ type IngestResult struct {
 	Warnings []string
 }
 
-// lastSeenStep is how far an event must be past a contact's LastSeenAt to rewrite the contact: bursts of events
-// then cost one contact write a minute rather than one each.
+// lastSeenStep is how far an event must be past a contact's LastSeenAt to record it again: bursts of events then
+// cost one small write a minute rather than one each.
 const lastSeenStep = time.Minute
 
 // Ingest stores events in one durable group commit: each is deduplicated by message id, resolved to its contact
@@ -42,6 +42,12 @@ func (s *Service) Ingest(ctx context.Context, ws string, in []Incoming) (IngestR
 		return IngestResult{}, err
 	}
 	now := s.clock()
+	encoded := make([][]byte, len(in))
+	for i := range in {
+		if encoded[i], err = events.Encode(in[i].Event); err != nil {
+			return IngestResult{}, fmt.Errorf("encoding event %d: %w", i, err)
+		}
+	}
 	var res IngestResult
 	var change Change
 	err = s.store.UpdateContacts(ctx, ws, func(tx Tx) error {
@@ -56,6 +62,19 @@ func (s *Service) Ingest(ctx context.Context, ws string, in []Incoming) (IngestR
 				res.Duplicates++
 				continue
 			}
+			if id, ok := r.known(m); ok {
+				// A visitor already known under every identifier the event carries: no contact to load or write.
+				if err := tx.SeenAt(id, m.Event.Timestamp, lastSeenStep); err != nil {
+					return fmt.Errorf("event %d: %w", i, err)
+				}
+				ev := m.Event
+				ev.ContactID = id
+				if err := tx.PutEvent(ev, encoded[i]); err != nil {
+					return fmt.Errorf("event %d: %w", i, err)
+				}
+				stored = append(stored, ev)
+				continue
+			}
 			c, dirty, err := s.ingestOne(r, m, st, now)
 			if err != nil {
 				return fmt.Errorf("event %d: %w", i, err)
@@ -66,10 +85,12 @@ func (s *Service) Ingest(ctx context.Context, ws string, in []Incoming) (IngestR
 					return fmt.Errorf("event %d: %w", i, err)
 				}
 				changed[c.ID] = true
+			} else if err := tx.SeenAt(c.ID, m.Event.Timestamp, lastSeenStep); err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
 			}
 			ev := m.Event
 			ev.ContactID = c.ID
-			if err := tx.PutEvent(ev); err != nil {
+			if err := tx.PutEvent(ev, encoded[i]); err != nil {
 				return fmt.Errorf("event %d: %w", i, err)
 			}
 			stored = append(stored, ev)
@@ -150,8 +171,8 @@ func (s *Service) ingestOne(r *resolver, m *Incoming, st Settings, now time.Time
 			c.Locale, dirty = l, true
 		}
 	}
-	if ev.Timestamp.Sub(c.LastSeenAt) >= lastSeenStep {
-		c.LastSeenAt, dirty = ev.Timestamp, true
+	if ev.Timestamp.After(c.LastSeenAt) {
+		c.LastSeenAt = ev.Timestamp
 	}
 	if dirty {
 		c.UpdatedAt = now
@@ -221,6 +242,37 @@ func (f *Fields) parseLenient(channels []string) (edit, error) {
 		return nil
 	})
 	return e, nil
+}
+
+// known returns the contact of an event that only needs a lookup: not an identify or alias call, and every
+// identifier it carries already held by one same contact that this batch has not changed. (Such events do not fill
+// an empty timezone or locale from their context: identify calls and new contacts do.)
+func (r *resolver) known(m *Incoming) (string, bool) {
+	ev := &m.Event
+	if ev.Type == events.Identify || ev.Type == events.Alias {
+		return "", false
+	}
+	id := ""
+	for _, p := range [...]struct {
+		kind IdentifierKind
+		v    string
+	}{{ByUserID, ev.UserID}, {ByAnonymousID, ev.AnonymousID}} {
+		if p.v == "" {
+			continue
+		}
+		got, ok := r.lookup(p.kind, p.v)
+		if !ok || (id != "" && got != id) {
+			return "", false
+		}
+		id = got
+	}
+	if id == "" {
+		return "", false
+	}
+	if _, touched := r.touched[id]; touched {
+		return "", false
+	}
+	return id, true
 }
 
 // usable reports whether c may take an email or phone: nobody else holds it and it is not suppressed.

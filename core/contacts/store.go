@@ -64,11 +64,15 @@ type Tx interface {
 	ScanTag(tag, after string, fn func(Contact) bool) error
 	// Count is the number of contacts.
 	Count() int
+	// SeenAt records that contact id was active at t, if t is later than what is recorded by at least step (so that
+	// a burst of events costs one write). Get reports it as LastSeenAt.
+	SeenAt(id string, t time.Time, step time.Duration) error
 
 	// HasEvent reports whether an event with this message id is stored.
 	HasEvent(messageID string) bool
-	// PutEvent stores e under e.ContactID in time order and records its message id.
-	PutEvent(e events.Event) error
+	// PutEvent stores e under e.ContactID in time order and records its message id. encoded is events.Encode(e),
+	// made before the transaction; nil lets the store encode.
+	PutEvent(e events.Event, encoded []byte) error
 	// Events calls fn with contactID's events from the newest, starting below cursor ("" for the newest), until fn
 	// returns false; cursor is what to pass to continue after e.
 	Events(contactID, cursor string, fn func(e events.Event, cursor string) bool) error

@@ -10,6 +10,13 @@ import (
 	"time"
 )
 
+// Encode returns the stored form of e: its JSON without the contact id. Callers encode before entering a store
+// transaction, so that the single writer of a workspace file does not spend its time in encoding/json.
+func Encode(e Event) ([]byte, error) {
+	e.ContactID = ""
+	return json.Marshal(&e)
+}
+
 // Type is the kind of a Segment call.
 type Type string
 
@@ -42,8 +49,9 @@ type Event struct {
 	Type      Type   `json:"type"`
 	// Name is the event name of a track call ("Order Completed") or the page/screen name.
 	Name string `json:"name,omitempty"`
-	// ContactID is the contact the event belongs to, set when it is stored (after identity resolution).
-	ContactID   string `json:"contact_id"`
+	// ContactID is the contact the event belongs to, set when it is stored (after identity resolution). Stored
+	// events do not repeat it (it is in their key), so merges move events without rewriting them.
+	ContactID   string `json:"contact_id,omitempty"`
 	UserID      string `json:"user_id,omitempty"`
 	AnonymousID string `json:"anonymous_id,omitempty"`
 	// GroupID is the account of a group call; PreviousID the old identity of an alias call.

@@ -59,7 +59,8 @@ func (s *Store) ViewContacts(ctx context.Context, ws string, fn func(contacts.Tx
 // contactsTx implements contacts.Tx on one bbolt transaction.
 type contactsTx struct {
 	tx                                       *bolt.Tx
-	contacts, keys, email, phone, user, anon *bolt.Bucket
+	contacts, keys, lastSeen, email, phone   *bolt.Bucket
+	user, anon                               *bolt.Bucket
 	tags, events, eventIDs, merges, mergesTo *bolt.Bucket
 	suppression, audit, meta                 *bolt.Bucket
 	contactCount, eventCount                 int64
@@ -68,7 +69,7 @@ type contactsTx struct {
 
 func newContactsTx(tx *bolt.Tx) *contactsTx {
 	return &contactsTx{
-		tx: tx, contacts: tx.Bucket(bucketContacts), keys: tx.Bucket(bucketContactKeys),
+		tx: tx, contacts: tx.Bucket(bucketContacts), keys: tx.Bucket(bucketContactKeys), lastSeen: tx.Bucket(bucketLastSeen),
 		email: tx.Bucket(bucketIdxEmail), phone: tx.Bucket(bucketIdxPhone), user: tx.Bucket(bucketIdxUser),
 		anon: tx.Bucket(bucketIdxAnon), tags: tx.Bucket(bucketIdxTag), events: tx.Bucket(bucketEvents),
 		eventIDs: tx.Bucket(bucketEventIDs), merges: tx.Bucket(bucketMerges), mergesTo: tx.Bucket(bucketMergesInto),
@@ -195,7 +196,27 @@ func (t *contactsTx) Get(id string) (contacts.Contact, bool, error) {
 	if err := json.Unmarshal(v, &c); err != nil {
 		return contacts.Contact{}, false, fmt.Errorf("decoding contact %s: %w", id, err)
 	}
+	c.LastSeenAt = t.seen(id)
 	return c, true, nil
+}
+
+func (t *contactsTx) seen(id string) time.Time {
+	v := t.lastSeen.Get([]byte(id))
+	if len(v) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+}
+
+// SeenAt records activity at at, when it is at least step after what is recorded.
+func (t *contactsTx) SeenAt(id string, at time.Time, step time.Duration) error {
+	if at.IsZero() || at.Year() < 1678 || at.Year() > 2261 {
+		return nil
+	}
+	if prev := t.seen(id); !prev.IsZero() && at.Sub(prev) < step {
+		return nil
+	}
+	return putUint64(t.lastSeen, []byte(id), uint64(at.UnixNano()))
 }
 
 // Put stores c and updates the indexes from the difference with what c held before. Every unique identifier is
@@ -252,11 +273,16 @@ func (t *contactsTx) Put(c contacts.Contact) error {
 			return err
 		}
 	}
+	seen := c.LastSeenAt
+	c.LastSeenAt = time.Time{} // kept in last_seen
 	data, err := json.Marshal(&c)
 	if err != nil {
 		return fmt.Errorf("encoding contact %s: %w", c.ID, err)
 	}
 	if err := t.contacts.Put(id, data); err != nil {
+		return err
+	}
+	if err := t.SeenAt(c.ID, seen, 0); err != nil {
 		return err
 	}
 	if err := t.keys.Put(id, encodeEntries(next)); err != nil {
@@ -311,11 +337,10 @@ func (t *contactsTx) Delete(id string) error {
 			}
 		}
 	}
-	if err := t.contacts.Delete(k); err != nil {
-		return err
-	}
-	if err := t.keys.Delete(k); err != nil {
-		return err
+	for _, b := range []*bolt.Bucket{t.contacts, t.keys, t.lastSeen} {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
 	}
 	return t.addContacts(-1)
 }
@@ -357,6 +382,7 @@ func (t *contactsTx) Scan(after string, fn func(contacts.Contact) bool) error {
 		if err := json.Unmarshal(v, &ct); err != nil {
 			return fmt.Errorf("decoding contact %s: %w", k, err)
 		}
+		ct.LastSeenAt = t.seen(ct.ID)
 		if !fn(ct) {
 			return nil
 		}
@@ -434,16 +460,18 @@ func (t *contactsTx) HasEvent(messageID string) bool {
 }
 
 // PutEvent stores an event under its contact, in time order, and records its message id.
-func (t *contactsTx) PutEvent(e events.Event) error {
+func (t *contactsTx) PutEvent(e events.Event, data []byte) error {
 	if e.ContactID == "" || e.MessageID == "" {
 		return fmt.Errorf("event needs a contact id and a message id")
 	}
 	if t.HasEvent(e.MessageID) {
 		return fmt.Errorf("message id %q is already stored: %w", e.MessageID, errs.ErrConflict)
 	}
-	data, err := json.Marshal(&e)
-	if err != nil {
-		return fmt.Errorf("encoding event: %w", err)
+	if data == nil {
+		var err error
+		if data, err = events.Encode(e); err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
 	}
 	k := eventKey(e.ContactID, e.Timestamp, e.MessageID)
 	if err := t.events.Put(k, data); err != nil {
@@ -480,6 +508,7 @@ func (t *contactsTx) Events(contactID, cursor string, fn func(events.Event, stri
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("decoding event %q: %w", k, err)
 		}
+		e.ContactID = contactID
 		if !fn(e, base64.RawURLEncoding.EncodeToString(k[len(prefix):])) {
 			return nil
 		}
@@ -499,28 +528,19 @@ func (t *contactsTx) eventsOf(contactID string) []rawKV {
 	return out
 }
 
-// MoveEvents gives every event of from to contact to.
+// MoveEvents gives every event of from to contact to. Stored events do not name their contact, so only keys move.
 func (t *contactsTx) MoveEvents(from, to string) (int, error) {
 	list := t.eventsOf(from)
 	prefix := len(from) + 1
 	for _, kv := range list {
-		var e events.Event
-		if err := json.Unmarshal(kv.v, &e); err != nil {
-			return 0, fmt.Errorf("decoding event %q: %w", kv.k, err)
-		}
-		e.ContactID = to
-		data, err := json.Marshal(&e)
-		if err != nil {
-			return 0, err
-		}
 		nk := append(eventPrefix(to), kv.k[prefix:]...)
 		if err := t.events.Delete(kv.k); err != nil {
 			return 0, err
 		}
-		if err := t.events.Put(nk, data); err != nil {
+		if err := t.events.Put(nk, kv.v); err != nil {
 			return 0, err
 		}
-		if err := t.eventIDs.Put([]byte(e.MessageID), nk); err != nil {
+		if err := t.eventIDs.Put(nk[len(to)+1+8:], nk); err != nil {
 			return 0, err
 		}
 	}

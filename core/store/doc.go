@@ -28,6 +28,8 @@
 //	├── contact_keys/           <contact id> -> the index entries the contact holds, binary: for each entry one
 //	│                           byte kind (e email, p phone, u user id, a anonymous id, t tag), uvarint length,
 //	│                           bytes. Put diffs against it instead of decoding the old JSON.
+//	├── last_seen/              <contact id> -> uint64 big-endian unix nanos of its latest event (kept apart from
+//	│                           the contact so that tracking a known visitor never rewrites the profile)
 //	├── idx_email/              <normalised email> -> <contact id>                             (unique)
 //	├── idx_phone/              <E.164 phone> -> <contact id>                                  (unique)
 //	├── idx_user/               <user id> -> <contact id>                                      (unique)
@@ -71,6 +73,7 @@ var (
 
 	bucketContacts    = []byte("contacts")
 	bucketContactKeys = []byte("contact_keys")
+	bucketLastSeen    = []byte("last_seen")
 	bucketIdxEmail    = []byte("idx_email")
 	bucketIdxPhone    = []byte("idx_phone")
 	bucketIdxUser     = []byte("idx_user")

@@ -29,8 +29,8 @@ func systemMigrations() []migration {
 func workspaceMigrations() []migration {
 	return []migration{
 		{1, "create meta", func(*bolt.Tx) error { return nil }},
-		{2, "create contacts, events, their indexes, merges, suppression and audit buckets", func(tx *bolt.Tx) error {
-			return createBuckets(tx, bucketContacts, bucketContactKeys, bucketIdxEmail, bucketIdxPhone, bucketIdxUser,
+		{2, "create contacts, last seen, events, their indexes, merges, suppression and audit buckets", func(tx *bolt.Tx) error {
+			return createBuckets(tx, bucketContacts, bucketContactKeys, bucketLastSeen, bucketIdxEmail, bucketIdxPhone, bucketIdxUser,
 				bucketIdxAnon, bucketIdxTag, bucketEvents, bucketEventIDs, bucketMerges, bucketMergesInto,
 				bucketSuppression, bucketAudit)
 		}},
