@@ -23,6 +23,24 @@ func (s *Server) contactRoutes(api fiber.Router) {
 	api.Post("/workspaces/:id/contacts/:contact/tags", s.tagContact)
 	api.Put("/workspaces/:id/contacts/:contact/consent/:channel", s.setConsent)
 	api.Get("/workspaces/:id/contacts/:contact/gdpr-export", s.gdprExport)
+	api.Get("/workspaces/:id/audit", s.auditLog)
+}
+
+// auditLog lists the workspace's audit log: merges, deletions and erasures, by contact id and token.
+func (s *Server) auditLog(c *fiber.Ctx) error {
+	ws, svc, err := s.contactScope(c, auth.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	cursor, limit, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := svc.AuditLog(c.UserContext(), ws, cursor, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(items, next))
 }
 
 // contactsService answers 503 when the server runs without contacts (tests of other features).

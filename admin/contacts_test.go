@@ -132,6 +132,14 @@ func TestContactConflictAndErasure(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(data), "suppressed") {
 		t.Errorf("re-creating an erased email: %d %s", resp.StatusCode, data)
 	}
+	resp, data = f.do(t, "GET", "/api/v1/workspaces/acme/audit", "acme-admin", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(data), `"action":"contact.erased"`) || !strings.Contains(string(data), a.ID) ||
+		strings.Contains(string(data), "a@example.com") {
+		t.Errorf("audit log: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := f.do(t, "GET", "/api/v1/workspaces/acme/audit", "acme-viewer", ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer reads the audit log: %d", resp.StatusCode)
+	}
 }
 
 func TestWorkspacePIISettingsDriveMasking(t *testing.T) {

@@ -163,3 +163,28 @@ func maskEmail(e string) string {
 	}
 	return e[:1] + Masked + e[at:]
 }
+
+// AuditLog returns a page of the workspace's audit log (merges, deletions, erasures), newest first, and the cursor of
+// the next page.
+func (s *Service) AuditLog(ctx context.Context, ws, cursor string, limit int) ([]AuditEntry, string, error) {
+	if limit == 0 {
+		limit = 50
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, "", errs.Invalid("limit", "must be between 1 and 1000")
+	}
+	var out []AuditEntry
+	next, last := "", ""
+	err := s.store.ViewContacts(ctx, ws, func(tx Tx) error {
+		return tx.AuditLog(cursor, func(e AuditEntry, cur string) bool {
+			if len(out) == limit {
+				next = last
+				return false
+			}
+			out = append(out, e)
+			last = cur
+			return true
+		})
+	})
+	return out, next, err
+}

@@ -99,6 +99,9 @@ type Tx interface {
 
 	// Audit appends an entry to the workspace's audit log.
 	Audit(e AuditEntry) error
+	// AuditLog calls fn with the audit entries from the newest, strictly below cursor ("" for the newest), until
+	// fn returns false; cursor is what to pass to continue after e.
+	AuditLog(cursor string, fn func(e AuditEntry, cursor string) bool) error
 }
 
 // Merge records that contact From was merged into contact Into.

@@ -672,3 +672,32 @@ func (t *contactsTx) Audit(e contacts.AuditEntry) error {
 	k = binary.BigEndian.AppendUint64(k, seq)
 	return t.audit.Put(k, data)
 }
+
+// AuditLog walks the audit log from the newest entry, strictly below cursor.
+func (t *contactsTx) AuditLog(cursor string, fn func(contacts.AuditEntry, string) bool) error {
+	c := t.audit.Cursor()
+	var k, v []byte
+	if cursor == "" {
+		k, v = c.Last()
+	} else {
+		raw, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || len(raw) != 16 {
+			return errs.Invalid("cursor", "is not a cursor this API returned")
+		}
+		if k, _ = c.Seek(raw); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+	}
+	for ; k != nil; k, v = c.Prev() {
+		var e contacts.AuditEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("decoding audit entry: %w", err)
+		}
+		if !fn(e, base64.RawURLEncoding.EncodeToString(k)) {
+			return nil
+		}
+	}
+	return nil
+}
