@@ -99,6 +99,14 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
+// reserve replaces the fixture's server by one built with opts (over the same services, with a fresh metrics
+// registry: a registry refuses a second server's metrics).
+func (f *fixture) reserve(opts admin.Options) {
+	f.deps.Metrics = metrics.NewRegistry()
+	f.srv = admin.New(f.deps, opts)
+	f.srv.SetReady(true)
+}
+
 func (f *fixture) do(t *testing.T, method, url, token, body string) (*http.Response, []byte) {
 	t.Helper()
 	var r io.Reader

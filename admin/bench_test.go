@@ -179,8 +179,7 @@ func BenchmarkTrackingLoopback(b *testing.B) {
 	}{{"batch", 8, 100}, {"track", 128, 1}} {
 		b.Run(sc.name, func(b *testing.B) {
 			f := newFixture(b)
-			f.srv = admin.New(f.deps, admin.Options{}) // default server.max_body (4 MiB), as served
-			f.srv.SetReady(true)
+			f.reserve(admin.Options{}) // default server.max_body (4 MiB), as served
 			w, err := f.deps.Workspaces.Get(context.Background(), "acme")
 			if err != nil {
 				b.Fatal(err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 )
 
 // apiError is the one error body of the API: {"error":{"code","message","details","request_id"}}.
@@ -58,7 +59,11 @@ func classify(err error) (int, apiError) {
 	case errors.As(err, &fiberErr):
 		switch fiberErr.Code {
 		case http.StatusRequestEntityTooLarge:
-			return fiberErr.Code, apiError{Code: "body_too_large", Message: "request body is larger than server.max_body"}
+			msg := "request body is larger than server.max_body"
+			if fiberErr.Message != utils.StatusMessage(http.StatusRequestEntityTooLarge) {
+				msg = fiberErr.Message // a handler's own limit (a tracking batch, an import) says which
+			}
+			return fiberErr.Code, apiError{Code: "body_too_large", Message: msg}
 		case http.StatusNotFound:
 			return fiberErr.Code, apiError{Code: "route_not_found", Message: "no such endpoint; the API lives under /api/v1"}
 		}
