@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/events"
 	"github.com/crosscast/crosscast/plugins/manager"
 	"github.com/crosscast/crosscast/sdk/wire"
 	"github.com/gofiber/fiber/v2"
@@ -75,6 +77,12 @@ func (s *Server) hook(c *fiber.Ctx) error {
 	for _, e := range reply.TrackEvents {
 		s.hookEvents.With(name, string(e.Type)).Inc()
 	}
+	if len(reply.TrackEvents) > 0 && s.deps.Contacts != nil {
+		if err := s.keepTrackEvents(c, ws, name, reply.TrackEvents); err != nil {
+			s.log.Warn("storing a connector's tracking events failed", "workspace", ws, "plugin", name, "error", err)
+			return fmt.Errorf("the events of this webhook could not be stored; deliver it again later: %w", errs.ErrUnavailable)
+		}
+	}
 	if s.deps.HookEvents != nil && (len(reply.ChannelEvents) > 0 || len(reply.TrackEvents) > 0) {
 		if err := s.deps.HookEvents.HookEvents(c.UserContext(), ws, name, reply); err != nil {
 			s.log.Warn("keeping webhook events failed", "workspace", ws, "plugin", name, "error", err)
@@ -87,4 +95,63 @@ func (s *Server) hook(c *fiber.Ctx) error {
 		}
 	}
 	return c.Status(int(reply.Status)).Send(reply.Body)
+}
+
+// keepTrackEvents stores the tracking events a connector plugin found in a webhook exactly as the tracking API
+// stores Segment calls: each is written as the Segment message it stands for and goes through the same parser
+// (validation, limits, clock handling), then the same ingestion (the workspace's IP setting, deduplication by
+// message id, identity resolution, one durable group commit). An event the plugin got wrong is dropped and logged:
+// the provider is not at fault, and refusing the webhook would only make it deliver the same thing again.
+func (s *Server) keepTrackEvents(c *fiber.Ctx, ws, plugin string, evs []wire.TrackEvent) error {
+	receivedAt := time.Now().UTC()
+	ms := make([]events.Message, 0, len(evs))
+	for i, e := range evs {
+		body, err := segmentMessage(e)
+		if err == nil {
+			var b events.Batch
+			if b, err = events.ParseMessage(body, events.Type(e.Type), receivedAt); err == nil {
+				ms = append(ms, b.Messages...)
+				continue
+			}
+		}
+		s.hookDropped.With(plugin).Inc()
+		s.log.Warn("dropping a connector event that is not a valid tracking call", "workspace", ws, "plugin", plugin,
+			"index", i, "error", err)
+	}
+	if len(ms) == 0 || s.tracking == nil {
+		return nil
+	}
+	return s.tracking.ingest(c.UserContext(), requestID(c), ws, ms, "")
+}
+
+// segmentMessage writes a connector's event as the Segment call it stands for.
+func segmentMessage(e wire.TrackEvent) ([]byte, error) {
+	m := map[string]any{"type": string(e.Type), "messageId": e.MessageID}
+	if e.UserID != "" {
+		m["userId"] = e.UserID
+	}
+	if e.AnonymousID != "" {
+		m["anonymousId"] = e.AnonymousID
+	}
+	if e.TimestampUnixMilli != 0 {
+		m["timestamp"] = time.UnixMilli(e.TimestampUnixMilli).UTC().Format(time.RFC3339Nano)
+	}
+	if e.Event != "" {
+		switch e.Type {
+		case wire.TrackTypeTrack:
+			m["event"] = e.Event
+		case wire.TrackTypePage, wire.TrackTypeScreen:
+			m["name"] = e.Event
+		case wire.TrackTypeGroup:
+			m["groupId"] = e.Event
+		case wire.TrackTypeAlias:
+			m["previousId"] = e.Event
+		}
+	}
+	for k, raw := range map[string][]byte{"properties": e.Properties, "traits": e.Traits, "context": e.Context} {
+		if len(raw) > 0 {
+			m[k] = json.RawMessage(raw)
+		}
+	}
+	return json.Marshal(m)
 }

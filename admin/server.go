@@ -79,9 +79,13 @@ type Server struct {
 	opts  Options
 	table []route // registered routes, for 405 answers
 
-	requests   *metrics.CounterVec
-	latency    *metrics.HistogramVec
-	hookEvents *metrics.CounterVec
+	// tracking is the tracking API, which connectors' webhooks feed too.
+	tracking *tracking
+
+	requests    *metrics.CounterVec
+	latency     *metrics.HistogramVec
+	hookEvents  *metrics.CounterVec
+	hookDropped *metrics.CounterVec
 }
 
 // New builds the server and its routes. It is not ready (readyz 503) until SetReady(true).
@@ -103,6 +107,8 @@ func New(deps Deps, opts Options) *Server {
 		"HTTP request latency by route, method and status.", metrics.LatencyBuckets, "route", "method", "status")
 	s.hookEvents = deps.Metrics.Counter("crosscast_hook_events_total",
 		"Events plugins found in webhooks, by plugin and event type.", "plugin", "type")
+	s.hookDropped = deps.Metrics.Counter("crosscast_hook_events_dropped_total",
+		"Tracking events from connector plugins that were not valid tracking calls and were not stored.", "plugin")
 	s.app = fiber.New(fiber.Config{
 		AppName:               "crosscast",
 		BodyLimit:             int(opts.MaxBody),
@@ -112,6 +118,11 @@ func New(deps Deps, opts Options) *Server {
 		DisableStartupMessage: true,
 		ErrorHandler:          s.writeError,
 		JSONEncoder:           encodeJSON,
+		// Request bodies stream, so that a contact import of gigabytes goes to disk rather than memory. fasthttp
+		// then stops enforcing BodyLimit itself: limitBodies (imports.go) holds every other route to it, and
+		// multipart forms are not pre-parsed (that would spool any size to disk before any handler ran).
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 	})
 	s.routes()
 	return s
@@ -120,6 +131,7 @@ func New(deps Deps, opts Options) *Server {
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.observe)
+	app.Use(s.limitBodies)
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics)

@@ -63,6 +63,7 @@ func (s *Server) trackingRoutes(app *fiber.App) {
 		duplicates: s.deps.Metrics.Counter("crosscast_tracking_duplicates_total",
 			"Events the tracking API accepted but did not store again: their messageId was already stored.").With(),
 	}
+	s.tracking = t
 	for _, call := range trackingCalls {
 		typ := call.typ
 		handler := func(c *fiber.Ctx) error { return t.serve(c, typ) }
@@ -152,7 +153,7 @@ func (t *tracking) serve(c *fiber.Ctx, typ events.Type) error {
 		return err
 	}
 	if len(b.Messages) > 0 {
-		if err := t.ingest(c, ws, b.Messages); err != nil {
+		if err := t.ingest(ctx, requestID(c), ws, b.Messages, c.IP()); err != nil {
 			return err
 		}
 	}
@@ -162,14 +163,13 @@ func (t *tracking) serve(c *fiber.Ctx, typ events.Type) error {
 	return c.JSON(fiber.Map{"success": true})
 }
 
-// ingest applies the workspace's IP setting to each message and stores them all in one durable group commit.
-func (t *tracking) ingest(c *fiber.Ctx, ws string, ms []events.Message) error {
-	ctx := c.UserContext()
+// ingest applies the workspace's IP setting to each message (peer is the sender's address, used when a message
+// names none) and stores them all in one durable group commit.
+func (t *tracking) ingest(ctx context.Context, reqID, ws string, ms []events.Message, peer string) error {
 	st, err := t.s.deps.Contacts.Settings(ctx, ws)
 	if err != nil {
 		return err
 	}
-	peer := c.IP()
 	in := make([]contacts.Incoming, len(ms))
 	for i := range ms {
 		m := &ms[i]
@@ -199,7 +199,7 @@ func (t *tracking) ingest(c *fiber.Ctx, ws string, ms []events.Message) error {
 	if len(res.Warnings) > 0 {
 		// Warnings can name identifiers: debug level only, and never echoed to the caller (a write key is public,
 		// and "this email is suppressed" is not the sender's business).
-		t.s.log.Debug("tracking events stored with warnings", "request_id", requestID(c), "workspace", ws,
+		t.s.log.Debug("tracking events stored with warnings", "request_id", reqID, "workspace", ws,
 			"warnings", len(res.Warnings), "first", res.Warnings[0])
 	}
 	return nil
