@@ -13,10 +13,10 @@ ARGS        ?=
 BUILTIN     := $(patsubst plugins/builtin/%/main.go,%,$(wildcard plugins/builtin/*/main.go))
 BUNDLED     := $(patsubst %,plugins/bundled/wasm/%.wasm,$(BUILTIN))
 
-.PHONY: help build run test bench lint fmt check clean plugins
+.PHONY: help build run test e2e bench lint fmt check clean plugins
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-7s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 plugins: $(BUNDLED) ## compile the bundled plugins (plugins/builtin/*) to wasm for embedding
 
@@ -30,10 +30,19 @@ build: plugins ## build bin/crosscast (static, CGO off), bundled plugins include
 run: build ## build, then serve on 127.0.0.1:8080 with embedded defaults and data in ./data (ARGS="-config f.hcl")
 	./$(BIN) serve $(ARGS)
 
-test: plugins ## the whole test suite, race detector on (what .ci/run runs): the server module and the plugin SDK
+test: plugins e2e ## the whole test suite, race detector on (what .ci/run runs): the server module, the plugin SDK, the browser tests
 	$(GO) test -race -count=1 ./...
 	cd sdk && $(GO) test -race -count=1 ./...
 	cd plugins/builtin && $(GO) test -race -count=1 ./...
+
+E2E_DEPS := admin/e2e/node_modules/.package-lock.json
+
+$(E2E_DEPS): admin/e2e/package.json admin/e2e/package-lock.json
+	cd admin/e2e && npm ci --no-audit --no-fund --loglevel=error
+
+e2e: build $(E2E_DEPS) ## browser tests of the website tag in headless Chromium (apt-get install chromium; CHROMIUM=path)
+	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || { echo "make e2e needs Chromium: apt-get install -y chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; }
+	cd admin/e2e && CROSSCAST_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=spec --test-timeout=180000 tag.test.mjs
 
 bench: plugins ## run every benchmark, print a table, write bench/results.json
 	mkdir -p bench
