@@ -19,6 +19,10 @@ server {
   # Largest request body accepted; larger requests are refused with 413.
   max_body = "4MiB"
 
+  # Reverse proxies (addresses or CIDR ranges) trusted to name the client in X-Forwarded-For. Behind a proxy, list
+  # it here, or every tracked visitor's IP is the proxy's. Empty: the TCP peer is the client.
+  trusted_proxies = []
+
   # Largest contact import (POST /api/v1/workspaces/{ws}/contacts/import). Imports stream to disk and are read
   # row by row, so this bounds disk use, not memory.
   max_import = "4GiB"

@@ -58,9 +58,11 @@ type Options struct {
 	// MaxImport bounds a contact import upload.
 	MaxImport int64
 	// PublicURL is where browsers reach this server (the JS tag's snippet points there).
-	PublicURL    string
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
+	PublicURL string
+	// TrustedProxies are the reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client.
+	TrustedProxies []string
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
 }
 
 // Server is the HTTP server.
@@ -123,9 +125,23 @@ func New(deps Deps, opts Options) *Server {
 		// multipart forms are not pre-parsed (that would spool any size to disk before any handler ran).
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
+		// Behind trusted reverse proxies, the client is the first valid address of X-Forwarded-For; from anywhere
+		// else the TCP peer (a forged header from the internet is ignored).
+		EnableTrustedProxyCheck: len(opts.TrustedProxies) > 0,
+		TrustedProxies:          opts.TrustedProxies,
+		ProxyHeader:             proxyHeader(opts.TrustedProxies),
+		EnableIPValidation:      true,
 	})
 	s.routes()
 	return s
+}
+
+// proxyHeader is X-Forwarded-For when proxies are trusted, and no header otherwise.
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
 }
 
 func (s *Server) routes() {

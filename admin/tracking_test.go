@@ -43,6 +43,12 @@ type trackingFixture struct {
 
 func newTrackingFixture(t testing.TB) *trackingFixture {
 	t.Helper()
+	return newTrackingFixtureWith(t, admin.Options{MaxBody: 4 << 20})
+}
+
+// newTrackingFixtureWith builds the fixture's server with opts.
+func newTrackingFixtureWith(t testing.TB, opts admin.Options) *trackingFixture {
+	t.Helper()
 	level := hclog.Debug
 	if _, bench := t.(*testing.B); bench {
 		level = hclog.Warn
@@ -76,7 +82,7 @@ func newTrackingFixture(t testing.TB) *trackingFixture {
 	f.srv = admin.New(admin.Deps{
 		Workspaces: ws, Auth: auth.NewService(st, bootstrap, log, nil), Store: st, Contacts: f.contacts, WriteKeys: st,
 		Metrics: reg, Logger: log, Version: "test",
-	}, admin.Options{MaxBody: 4 << 20})
+	}, opts)
 	f.srv.SetReady(true)
 	return f
 }
@@ -589,6 +595,40 @@ func TestTrackingIP(t *testing.T) {
 		if got := trackingContext(t, f.events(t, tt.ws, f.contact(t, tt.ws, "tcp-"+tt.ws))[0]); got["ip"] != tt.want {
 			t.Errorf("%s: context %v, want ip %s", tt.ws, got, tt.want)
 		}
+	}
+}
+
+// X-Forwarded-For names the client only when the TCP peer is a trusted proxy: a header forged by anyone else is
+// ignored, or every visitor could choose the IP stored for them.
+func TestTrackingTrustedProxies(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted []string
+		want    string
+	}{{"no proxy trusted", nil, "127.0.0.1"}, {"loopback proxy trusted", []string{"127.0.0.0/8"}, "203.0.113.9"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newTrackingFixtureWith(t, admin.Options{MaxBody: 4 << 20, TrustedProxies: tt.trusted})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = f.srv.Serve(ln) }()
+			t.Cleanup(func() { _ = f.srv.Shutdown(context.Background()) })
+			req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/track", strings.NewReader(`{"userId":"via-proxy","event":"e"}`))
+			req.Header.Set("Authorization", trackingBasic(keyStore))
+			req.Header.Set("X-Forwarded-For", "203.0.113.9, 10.0.0.2")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if got := trackingContext(t, f.events(t, "store", f.contact(t, "store", "via-proxy"))[0]); got["ip"] != tt.want {
+				t.Errorf("context %v, want ip %s", got, tt.want)
+			}
+		})
 	}
 }
 

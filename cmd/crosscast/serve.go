@@ -15,6 +15,7 @@ import (
 	"github.com/crosscast/crosscast/core/auth"
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/jobs"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
@@ -187,15 +188,21 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	}()
 
 	contactSvc := contacts.NewService(st, contactSettings(wsSvc), contacts.NewStream(), log, nil)
+	runner, err := jobs.NewRunner(ctx, st, jobs.Options{Dir: filepath.Join(cfg.Storage.DataDir, "jobs")}, log)
+	if err != nil {
+		return err
+	}
+	defer runner.Close(context.Background()) // idempotent: covers early returns; the shutdown below closes it first
 
 	v, _, _ := buildInfo()
 	srv := admin.New(admin.Deps{
 		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
 		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
-		Contacts: contactSvc, WriteKeys: st,
+		Contacts: contactSvc, WriteKeys: st, Jobs: runner,
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, MaxImport: cfg.Server.MaxImportBytes, PublicURL: cfg.Server.PublicURL,
-		ReadTimeout: cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
+		TrustedProxies: cfg.Server.TrustedProxies,
+		ReadTimeout:    cfg.Server.ReadTimeoutDur, WriteTimeout: cfg.Server.WriteTimeoutDur,
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -214,6 +221,10 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("in-flight requests did not finish in time", "error", err)
+	}
+	// Jobs write their final records: before the store closes.
+	if err := runner.Close(shutdownCtx); err != nil {
+		log.Warn("background jobs did not stop in time", "error", err)
 	}
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)

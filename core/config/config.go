@@ -28,13 +28,16 @@ type Config struct {
 
 // Server configures the HTTP listener.
 type Server struct {
-	Listen          string `hcl:"listen,optional"`
-	PublicURL       string `hcl:"public_url,optional"`
-	MaxBody         string `hcl:"max_body,optional"`
-	MaxImport       string `hcl:"max_import,optional"`
-	ReadTimeout     string `hcl:"read_timeout,optional"`
-	WriteTimeout    string `hcl:"write_timeout,optional"`
-	ShutdownTimeout string `hcl:"shutdown_timeout,optional"`
+	Listen    string `hcl:"listen,optional"`
+	PublicURL string `hcl:"public_url,optional"`
+	MaxBody   string `hcl:"max_body,optional"`
+	MaxImport string `hcl:"max_import,optional"`
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies whose X-Forwarded-For header names the
+	// real client (the IP the tracking API stores); requests from elsewhere are taken at their TCP address.
+	TrustedProxies  []string `hcl:"trusted_proxies,optional"`
+	ReadTimeout     string   `hcl:"read_timeout,optional"`
+	WriteTimeout    string   `hcl:"write_timeout,optional"`
+	ShutdownTimeout string   `hcl:"shutdown_timeout,optional"`
 
 	// Parsed by Validate.
 	MaxBodyBytes       int64
@@ -158,6 +161,7 @@ func DefaultConfig() *Config {
 			PublicURL:       "http://localhost:8080",
 			MaxBody:         "4MiB",
 			MaxImport:       "4GiB",
+			TrustedProxies:  []string{},
 			ReadTimeout:     "30s",
 			WriteTimeout:    "30s",
 			ShutdownTimeout: "15s",

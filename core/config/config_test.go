@@ -175,6 +175,7 @@ func TestParseProblems(t *testing.T) {
 		{"missing env var", "admin {\n  bootstrap_token = env(\"CC_MISSING\")\n}\n", []string{"c.hcl:2:", "admin.bootstrap_token: ", "environment variable CC_MISSING is not set"}},
 		{"bad duration", "storage {\n  lock_timeout = \"5x\"\n}\n", []string{`c.hcl:2:18: storage.lock_timeout: "5x" is not a duration`}},
 		{"bad size", "server {\n  max_body = \"64\"\n}\n", []string{`c.hcl:2:14: server.max_body: "64" is not a size`}},
+		{"bad trusted proxy", "server {\n  trusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n}\n", []string{`c.hcl:2:21: server.trusted_proxies.1: "proxy.local" is not an IP address or a CIDR range`}},
 		{"size out of range", "server {\n  max_body = \"2GiB\"\n}\n", []string{`c.hcl:2:14: server.max_body: 2GiB must be between 1KiB and 1GiB`}},
 		{"bad listen", "server {\n  listen = \"8080\"\n}\n", []string{`c.hcl:2:12: server.listen: "8080" is not host:port`}},
 		{"bad level and format together", "log {\n  level = \"loud\"\n  format = \"xml\"\n}\n", []string{`c.hcl:2:11: log.level: "loud" must be one of`, `c.hcl:3:12: log.format: "xml" must be text or json`}},

@@ -239,6 +239,13 @@ func (s *Server) validate(v *errs.ValidationError) {
 	}
 	s.MaxBodyBytes = sizeField(v, "server.max_body", s.MaxBody, 1<<10, 1<<30)
 	s.MaxImportBytes = sizeField(v, "server.max_import", s.MaxImport, 1<<10, 1<<40)
+	for i, p := range s.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				v.Add(fmt.Sprintf("server.trusted_proxies.%d", i), "%q is not an IP address or a CIDR range such as 10.0.0.0/8", p)
+			}
+		}
+	}
 	s.ReadTimeoutDur = durationField(v, "server.read_timeout", s.ReadTimeout, time.Second, time.Hour)
 	s.WriteTimeoutDur = durationField(v, "server.write_timeout", s.WriteTimeout, time.Second, time.Hour)
 	s.ShutdownTimeoutDur = durationField(v, "server.shutdown_timeout", s.ShutdownTimeout, 0, 10*time.Minute)
