@@ -60,11 +60,20 @@ func (m *Message) SetIP(ip string) {
 		}
 		delete(m.ctx, "ip")
 	} else {
+		q, _ := json.Marshal(ip)
+		old, had := m.ctx["ip"]
+		if had && bytes.Equal(old, q) {
+			return // kept as sent: nothing to re-encode
+		}
 		if m.ctx == nil {
 			m.ctx = map[string]json.RawMessage{}
 		}
-		q, _ := json.Marshal(ip)
 		m.ctx["ip"] = q
+		if !had && len(m.Event.Context) >= 2 {
+			// The common case (browsers never send an ip): add it to the object as sent instead of re-encoding it.
+			m.Event.Context = spliceField(m.Event.Context, `"ip":`, q)
+			return
+		}
 	}
 	if len(m.ctx) == 0 {
 		// The call sent no context, or only an ip that is now dropped: store none rather than "{}".
@@ -73,6 +82,21 @@ func (m *Message) SetIP(ip string) {
 	}
 	// Every value of ctx is valid JSON (it was decoded from the request, or marshalled above), so this cannot fail.
 	m.Event.Context, _ = json.Marshal(m.ctx)
+}
+
+// spliceField returns the JSON object obj with key (quoted, with its colon) and value added before its closing
+// brace. obj is a valid object (the parser checked it); trailing whitespace is allowed.
+func spliceField(obj json.RawMessage, key string, value []byte) json.RawMessage {
+	end := bytes.LastIndexByte(obj, '}')
+	body := bytes.TrimRight(obj[:end], " \t\r\n")
+	out := make([]byte, 0, len(body)+len(key)+len(value)+2)
+	out = append(out, body...)
+	if body[len(body)-1] != '{' {
+		out = append(out, ',')
+	}
+	out = append(out, key...)
+	out = append(out, value...)
+	return append(out, '}')
 }
 
 // Batch is what one tracking request carries: one message for the single-call endpoints, any number for /v1/batch.
