@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/crosscast/crosscast/admin"
@@ -112,6 +113,7 @@ func newLogger(c *config.Log, w io.Writer) hclog.Logger {
 // order: stop accepting and drain requests, flush group commits, close the files. Once shutdown begins,
 // releaseSignals restores the default signal handling, so a second Ctrl-C ends the process at once.
 func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, log hclog.Logger, stdout io.Writer) (err error) {
+	tuneGC(log)
 	// Take the port first: failing after the first-start token was generated would lose it.
 	ln, err := listen(cfg.Server.Listen)
 	if err != nil {
@@ -270,4 +272,18 @@ func contactSettings(ws *workspaces.Service) contacts.SettingsFunc {
 			Channels: w.Settings.Channels, PII: w.Settings.PII, IP: contacts.IPMode(w.Settings.IP),
 		}, nil
 	}
+}
+
+// serveGCPercent is the garbage collector's target when GOGC is not set. The server's live heap is small (profiles
+// stay on disk: 18 MiB after importing a million contacts), so collecting less often costs little memory and gave
+// +35% on imports and +30% on single tracking calls (docs/RATIONALE.md).
+const serveGCPercent = 400
+
+// tuneGC applies serveGCPercent unless the operator set GOGC.
+func tuneGC(log hclog.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(serveGCPercent)
+	log.Debug("garbage collector target set", "gogc", serveGCPercent)
 }

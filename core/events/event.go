@@ -1,14 +1,15 @@
 // Package events owns what contacts do: the Event record (the Segment spec's identify, track, page, screen, group
 // and alias calls, normalised), the parsing and validation of Segment-format messages, and clock-skew correction.
 //
-// It is a leaf: it imports only the standard library and core/errs. Storage of events, and the identity of the
+// It is a leaf: it imports only the standard library, core/errs and core/internal/jsonw. Storage of events, and the identity of the
 // contact an event belongs to, are core/contacts' business.
 package events
 
 import (
 	"encoding/json"
 	"time"
-	"unicode/utf8"
+
+	"github.com/crosscast/crosscast/core/internal/jsonw"
 )
 
 // Encode returns the stored form of e: its JSON without the contact id. Callers encode before entering a store
@@ -24,16 +25,16 @@ func Encode(e Event) ([]byte, error) {
 	}
 	b := make([]byte, 0, 160+len(e.Properties)+len(e.Traits)+len(e.Context))
 	b = append(b, `{"message_id":`...)
-	b = appendString(b, e.MessageID)
+	b = jsonw.String(b, e.MessageID)
 	b = append(b, `,"type":`...)
-	b = appendString(b, string(e.Type))
+	b = jsonw.String(b, string(e.Type))
 	for _, f := range [...]struct {
 		key, v string
 	}{{`,"name":`, e.Name}, {`,"user_id":`, e.UserID}, {`,"anonymous_id":`, e.AnonymousID},
 		{`,"group_id":`, e.GroupID}, {`,"previous_id":`, e.PreviousID}} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendString(b, f.v)
+			b = jsonw.String(b, f.v)
 		}
 	}
 	for _, f := range [...]struct {
@@ -46,75 +47,18 @@ func Encode(e Event) ([]byte, error) {
 		}
 	}
 	b = append(b, `,"timestamp":`...)
-	b = appendTime(b, e.Timestamp)
+	b = jsonw.Time(b, e.Timestamp)
 	if !e.OriginalTimestamp.IsZero() {
 		b = append(b, `,"original_timestamp":`...)
-		b = appendTime(b, e.OriginalTimestamp)
+		b = jsonw.Time(b, e.OriginalTimestamp)
 	}
 	if !e.SentAt.IsZero() {
 		b = append(b, `,"sent_at":`...)
-		b = appendTime(b, e.SentAt)
+		b = jsonw.Time(b, e.SentAt)
 	}
 	b = append(b, `,"received_at":`...)
-	b = appendTime(b, e.ReceivedAt)
+	b = jsonw.Time(b, e.ReceivedAt)
 	return append(b, '}'), nil
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string, escaping as encoding/json does (invalid UTF-8 becomes U+FFFD).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // Type is the kind of a Segment call.

@@ -275,7 +275,7 @@ func (t *contactsTx) Put(c contacts.Contact) error {
 	}
 	seen := c.LastSeenAt
 	c.LastSeenAt = time.Time{} // kept in last_seen
-	data, err := json.Marshal(&c)
+	data, err := contacts.Encode(&c)
 	if err != nil {
 		return fmt.Errorf("encoding contact %s: %w", c.ID, err)
 	}
