@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,24 @@ func TestPutJobNeedsAnID(t *testing.T) {
 	var v *errs.ValidationError
 	if err := s.PutJob(context.Background(), jobs.Job{}); !errors.As(err, &v) {
 		t.Fatalf("PutJob without id: %v", err)
+	}
+}
+
+// Deleting a workspace removes its job records (they name its data) and leaves other workspaces' jobs alone.
+func TestDeleteWorkspaceRemovesItsJobs(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ctx := context.Background()
+	mustCreateWorkspaces(t, s, "acme", "globex")
+	for i, ws := range []string{"acme", "globex", "acme"} {
+		if err := s.PutJob(ctx, jobs.Job{ID: fmt.Sprintf("job-%d", i), Workspace: ws, Kind: "contacts.import"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteWorkspace(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.ListJobs(ctx, "", "", 0)
+	if err != nil || len(left) != 1 || left[0].Workspace != "globex" {
+		t.Fatalf("jobs left: %+v %v", left, err)
 	}
 }

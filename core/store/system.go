@@ -183,23 +183,9 @@ func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 		if err := tx.Bucket(bucketWriteKeys).Delete([]byte(r.WriteKey)); err != nil {
 			return err
 		}
-		tokens := tx.Bucket(bucketTokens)
-		var doomed [][]byte
-		err := tokens.ForEach(func(k, v []byte) error {
-			var t tokenRecord
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("decoding token %q: %w", k, err)
-			}
-			if t.Workspace == id {
-				doomed = append(doomed, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range doomed {
-			if err := tokens.Delete(k); err != nil {
+		// Its tokens and its job records go with it.
+		for _, b := range []*bolt.Bucket{tx.Bucket(bucketTokens), tx.Bucket(bucketJobs)} {
+			if err := deleteOfWorkspace(b, id); err != nil {
 				return err
 			}
 		}
@@ -209,6 +195,32 @@ func (s *Store) DeleteWorkspace(ctx context.Context, id string) error {
 		return err
 	}
 	s.dropWorkspaceFile(id)
+	return nil
+}
+
+// deleteOfWorkspace deletes the JSON records of bucket b whose "workspace" field is id.
+func deleteOfWorkspace(b *bolt.Bucket, id string) error {
+	var doomed [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		var r struct {
+			Workspace string `json:"workspace"`
+		}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decoding record %q: %w", k, err)
+		}
+		if r.Workspace == id {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
