@@ -133,6 +133,10 @@ func (r *resolver) resolve(id identity) (*Contact, bool, error) {
 		created = true
 	}
 	for i, o := range order {
+		if found[i] != "" {
+			// An earlier identifier of this call may have merged that contact into c already.
+			found[i] = follow(r.tx, found[i])
+		}
 		switch {
 		case o.v == "" || found[i] == c.ID:
 		case found[i] == "":

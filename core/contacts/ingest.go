@@ -320,13 +320,19 @@ func (r *resolver) alias(previousID, userID string) (*Contact, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if from.UserID == previousID {
+	// Check on a copy first: a refused alias changes neither contact.
+	probe := *from
+	renamed := from.UserID == previousID
+	if renamed {
+		probe.UserID = ""
+	}
+	if why := clash(into, &probe); why != "" {
+		return into, false, r.conflict("alias of %q to %q: the contacts have different %s", previousID, userID, why)
+	}
+	if renamed {
 		// The old user id becomes an alias of the survivor.
 		addAnonymous(into, from.UserID)
 		from.UserID = ""
-	}
-	if why := clash(into, from); why != "" {
-		return into, false, r.conflict("alias of %q to %q: the contacts have different %s", previousID, userID, why)
 	}
 	return into, false, r.merge(into, from)
 }

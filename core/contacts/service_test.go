@@ -498,3 +498,46 @@ func checkInvariants(t *testing.T, f *fixture, wantEvents int) {
 		return nil
 	})
 }
+
+// Review finding: two identifiers of one call pointing to the same contact, which the first one merges away, must
+// not fail the call (it made Ingest return a conflict and lose the batch).
+func TestTwoIdentifiersOfOneMergedContact(t *testing.T) {
+	f := newFixture(t)
+	f.ingest(t, track("", "U1", "Signed Up", f.now))
+	f.ingest(t, identify("X1", "", map[string]any{"email": "b@example.com"}, f.now.Add(time.Second)))
+	res := f.ingest(t, identify("X1", "U1", map[string]any{"email": "b@example.com"}, f.now.Add(2*time.Second)))
+	if res.Stored != 1 {
+		t.Fatalf("%+v", res)
+	}
+	c := f.byUser(t, "U1")
+	if c.Email != "b@example.com" || len(f.events(t, c.ID)) != 3 {
+		t.Fatalf("merged contact %+v with %d events", c, len(f.events(t, c.ID)))
+	}
+	// The same through an upsert with user id, email and phone.
+	if _, _, err := f.svc.Upsert(ctx, "acme", contacts.Fields{Email: ptr("p@example.com"), Phone: ptr("+33611111111")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Upsert(ctx, "acme", contacts.Fields{UserID: ptr("U2")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Upsert(ctx, "acme", contacts.Fields{UserID: ptr("U2"), Email: ptr("p@example.com"), Phone: ptr("+33611111111")}, "api"); err != nil {
+		t.Fatalf("upsert naming one contact twice: %v", err)
+	}
+}
+
+// Review finding: an alias refused for a clash must change neither contact, so the old user id keeps resolving.
+func TestRefusedAliasChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.ingest(t, identify("", "OLD", map[string]any{"email": "old@example.com"}, f.now),
+		identify("", "NEW", map[string]any{"email": "new@example.com"}, f.now))
+	alias := track("", "NEW", "", f.now.Add(time.Second))
+	alias.Event.Type, alias.Event.PreviousID = events.Alias, "OLD"
+	res := f.ingest(t, alias, identify("", "OLD", nil, f.now.Add(2*time.Second)))
+	if len(res.Warnings) == 0 {
+		t.Error("the clash was not reported")
+	}
+	old, fresh := f.byUser(t, "OLD"), f.byUser(t, "NEW")
+	if old.Email != "old@example.com" || len(fresh.AnonymousIDs) != 0 || len(f.events(t, old.ID)) != 2 {
+		t.Errorf("after a refused alias: old %+v, new %+v", old, fresh)
+	}
+}

@@ -7,6 +7,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/crosscast/crosscast/core/internal/jsonw"
@@ -17,6 +18,11 @@ import (
 // what json.Marshal would (TestEncodeMatchesEncodingJSON) at a fraction of the cost: the raw objects are copied, not
 // re-validated and compacted.
 func Encode(e Event) ([]byte, error) {
+	for _, t := range [...]time.Time{e.Timestamp, e.OriginalTimestamp, e.SentAt, e.ReceivedAt} {
+		if y := t.Year(); y < 1 || y > 9999 {
+			return nil, fmt.Errorf("event time %s is outside the years 1-9999", t)
+		}
+	}
 	for _, raw := range []json.RawMessage{e.Properties, e.Traits, e.Context} {
 		if len(raw) > 0 && !json.Valid(raw) {
 			e.ContactID = ""

@@ -60,6 +60,12 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("case %d: bytes differ:\n got %s\nwant %s", i, got, want)
 		}
 	}
+	// A time JSON cannot write is refused, as json.Marshal refuses it: stored, it could never be read back.
+	for _, bad := range []time.Time{time.Date(-1, 12, 31, 23, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if _, err := Encode(Event{MessageID: "x", Timestamp: bad, ReceivedAt: at}); err == nil {
+			t.Errorf("time %v encoded", bad)
+		}
+	}
 	// An invalid raw object is refused, as json.Marshal refuses it.
 	if _, err := Encode(Event{MessageID: "x", Properties: json.RawMessage(`{"a":`)}); err == nil {
 		t.Error("invalid properties encoded")

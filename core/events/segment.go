@@ -588,17 +588,26 @@ var timeLayouts = []string{
 // ParseTime reads an ISO-8601 date or date-time as clients send them, in UTC. A time without a zone is taken as UTC.
 func ParseTime(s string) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), true
+		return inRange(t.UTC())
 	}
 	if len(s) < len("2006-1-2") || len(s) > 64 {
 		return time.Time{}, false
 	}
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), true
+			return inRange(t.UTC())
 		}
 	}
 	return time.Time{}, false
+}
+
+// inRange refuses times whose UTC year is outside 1-9999: JSON (RFC 3339) cannot write them, so a stored event
+// holding one could never be read back ("0000-01-01T00:00:00+01:00" is the year -1 in UTC).
+func inRange(t time.Time) (time.Time, bool) {
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // checkObject refuses an empty body and one that is not a JSON object, with the offset of the problem.

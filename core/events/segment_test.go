@@ -399,6 +399,8 @@ func TestParseTime(t *testing.T) {
 		{"yesterday", ""},
 		{"1354408208", ""},
 		{"2012-13-02T00:30:08Z", ""},
+		{"0000-01-01T00:00:00+01:00", ""}, // the year -1 in UTC: JSON cannot hold it
+		{"0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
