@@ -102,7 +102,11 @@ func (s *Service) Ingest(ctx context.Context, ws string, in []Incoming) (IngestR
 		}
 		res.Stored = len(stored)
 		res.Warnings = r.warnings
-		change = Change{Workspace: ws, Events: stored, Merged: r.merges}
+		seq, err := tx.NextChange()
+		if err != nil {
+			return err
+		}
+		change = Change{Workspace: ws, Seq: seq, Events: stored, Merged: r.merges}
 		for id, c := range r.touched {
 			if changed[id] {
 				change.Contacts = append(change.Contacts, c.Clone())

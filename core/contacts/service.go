@@ -292,7 +292,11 @@ func (s *Service) Upsert(ctx context.Context, ws string, f Fields, source string
 			return err
 		}
 		out, created = c.Clone(), isNew
-		change = Change{Workspace: ws, Contacts: r.contacts(), Merged: r.merges}
+		seq, err := tx.NextChange()
+		if err != nil {
+			return err
+		}
+		change = Change{Workspace: ws, Seq: seq, Contacts: r.contacts(), Merged: r.merges}
 		return nil
 	})
 	if err != nil {
@@ -358,6 +362,7 @@ func (s *Service) modify(ctx context.Context, ws, id string, fn func(tx Tx, c *C
 		return Contact{}, fmt.Errorf("contact %q: %w", id, errs.ErrNotFound)
 	}
 	var out Contact
+	var seq uint64
 	now := s.clock()
 	err := s.store.UpdateContacts(ctx, ws, func(tx Tx) error {
 		c, ok, err := tx.Get(follow(tx, id))
@@ -375,12 +380,13 @@ func (s *Service) modify(ctx context.Context, ws, id string, fn func(tx Tx, c *C
 			return err
 		}
 		out = c
-		return nil
+		seq, err = tx.NextChange()
+		return err
 	})
 	if err != nil {
 		return Contact{}, err
 	}
-	s.stream.Publish(ctx, Change{Workspace: ws, Contacts: []Contact{out.Clone()}})
+	s.stream.Publish(ctx, Change{Workspace: ws, Seq: seq, Contacts: []Contact{out.Clone()}})
 	return out, nil
 }
 
@@ -409,6 +415,7 @@ func (s *Service) Delete(ctx context.Context, ws, id string, erase bool, by stri
 	}
 	now := s.clock()
 	var gone string
+	var seq uint64
 	err := s.store.UpdateContacts(ctx, ws, func(tx Tx) error {
 		target := follow(tx, id)
 		c, ok, err := tx.Get(target)
@@ -447,13 +454,16 @@ func (s *Service) Delete(ctx context.Context, ws, id string, erase bool, by stri
 			details["suppressed"] = suppressed
 		}
 		gone = c.ID
+		if seq, err = tx.NextChange(); err != nil {
+			return err
+		}
 		return tx.Audit(AuditEntry{At: now, Action: action, Contact: c.ID, By: by, Details: details})
 	})
 	if err != nil {
 		return err
 	}
 	s.log.Info("contact deleted", "workspace", ws, "contact", gone, "erase", erase)
-	s.stream.Publish(ctx, Change{Workspace: ws, Deleted: []string{gone}})
+	s.stream.Publish(ctx, Change{Workspace: ws, Seq: seq, Deleted: []string{gone}})
 	return nil
 }
 
@@ -549,7 +559,11 @@ func (s *Service) UpsertMany(ctx context.Context, ws string, rows []Fields, sour
 				return err
 			}
 			out[i].Contact, out[i].Created = c.Clone(), isNew
-			changes[i] = Change{Workspace: ws, Contacts: r.contacts(), Merged: r.merges}
+			seq, err := tx.NextChange()
+			if err != nil {
+				return err
+			}
+			changes[i] = Change{Workspace: ws, Seq: seq, Contacts: r.contacts(), Merged: r.merges}
 			return nil
 		})
 	}
@@ -567,6 +581,7 @@ func (s *Service) UpsertMany(ctx context.Context, ws string, rows []Fields, sour
 		if out[i].Err == nil {
 			all.Contacts = append(all.Contacts, changes[i].Contacts...)
 			all.Merged = append(all.Merged, changes[i].Merged...)
+			all.Seq = max(all.Seq, changes[i].Seq)
 		}
 	}
 	s.stream.Publish(ctx, all)

@@ -541,3 +541,32 @@ func TestRefusedAliasChangesNothing(t *testing.T) {
 		t.Errorf("after a refused alias: old %+v, new %+v", old, fresh)
 	}
 }
+
+// Every committed change carries the next number of the workspace's sequence, so subscribers can order them.
+func TestChangesAreNumberedInCommitOrder(t *testing.T) {
+	f := newFixture(t)
+	c, _, err := f.svc.Upsert(ctx, "acme", contacts.Fields{Email: ptr("seq@example.com")}, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ingest(t, track("anon-s", "", "x", f.now), identify("anon-s", "", map[string]any{"email": "seq@example.com"}, f.now))
+	if _, err := f.svc.Tag(ctx, "acme", c.ID, []string{"t"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UpsertMany(ctx, "acme", []contacts.Fields{{Email: ptr("m1@example.com")}, {Email: ptr("m2@example.com")}}, "import"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Delete(ctx, "acme", c.ID, false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for i, ch := range f.changes {
+		if ch.Seq <= last {
+			t.Fatalf("change %d has seq %d after %d", i, ch.Seq, last)
+		}
+		last = ch.Seq
+	}
+	if len(f.changes) != 5 {
+		t.Errorf("%d changes published, want 5", len(f.changes))
+	}
+}

@@ -97,6 +97,9 @@ type Tx interface {
 	// Suppress lists a hash.
 	Suppress(hash string, at time.Time) error
 
+	// NextChange returns the next number of the workspace's change sequence, which increases in commit order.
+	NextChange() (uint64, error)
+
 	// Audit appends an entry to the workspace's audit log.
 	Audit(e AuditEntry) error
 	// AuditLog calls fn with the audit entries from the newest, strictly below cursor ("" for the newest), until

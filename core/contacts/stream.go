@@ -11,6 +11,10 @@ import (
 // merged away and the contacts deleted. Segments, scoring and campaign triggers subscribe to changes.
 type Change struct {
 	Workspace string
+	// Seq orders the changes of a workspace as they were committed. Subscribers are called in the writers'
+	// goroutines, so two changes committed together may arrive in either order: a subscriber keeping state per
+	// contact ignores a change older than the one it applied (UpsertMany's merged change carries its last row's).
+	Seq uint64
 	// Contacts holds every contact the write created or changed, as stored.
 	Contacts []Contact
 	// Events holds the events stored, with their ContactID resolved.

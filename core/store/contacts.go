@@ -656,6 +656,16 @@ func (t *contactsTx) Suppress(hash string, at time.Time) error {
 	return t.suppression.Put([]byte(hash), []byte(at.UTC().Format(time.RFC3339Nano)))
 }
 
+// NextChange returns the next number of the workspace's change sequence (meta/change_seq).
+func (t *contactsTx) NextChange() (uint64, error) {
+	var n uint64
+	if v := t.meta.Get(keyChangeSeq); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	return n, putUint64(t.meta, keyChangeSeq, n)
+}
+
 // Audit appends to the audit log.
 func (t *contactsTx) Audit(e contacts.AuditEntry) error {
 	seq, err := t.audit.NextSequence()

@@ -23,7 +23,8 @@
 //
 //	workspaces/<id>.db
 //	├── meta/                   schema_version -> uint64 big-endian; kind -> "workspace"; workspace_id -> <id>;
-//	│                           contacts -> uint64 count; events -> uint64 count
+//	│                           contacts -> uint64 count; events -> uint64 count; change_seq -> uint64, the last
+//	│                           number of the contacts change stream (contacts.Change.Seq)
 //	├── contacts/               <contact id> -> JSON contacts.Contact                          (contacts.go)
 //	├── contact_keys/           <contact id> -> the index entries the contact holds, binary: for each entry one
 //	│                           byte kind (e email, p phone, u user id, a anonymous id, t tag), uvarint length,
@@ -41,7 +42,7 @@
 //	├── merges/                 <merged-away contact id> -> JSON contacts.Merge                (redirects)
 //	├── merges_into/            <survivor id> NUL <merged-away id> -> ""
 //	├── suppression/            <SHA-256 hex of "email:"/"phone:" + value> -> RFC 3339 time    (erased contacts)
-//	├── audit/                  <uint64 big-endian unix nanos> <uint32 seq> -> JSON contacts.AuditEntry
+//	├── audit/                  <uint64 big-endian unix nanos + 2^63> <uint64 big-endian seq> -> JSON contacts.AuditEntry
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
 //	    └── <plugin name>/      one space per plugin (name: 1-64 bytes, no "/" or NUL)
 //	        ├── data/           <key> -> <value>   (key 1-1024 bytes, value up to 8 MiB)
@@ -88,6 +89,7 @@ var (
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")
+	keyChangeSeq    = []byte("change_seq")
 
 	keySchemaVersion = []byte("schema_version")
 	keyKind          = []byte("kind")
