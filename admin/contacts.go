@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/crosscast/crosscast/core/auth"
@@ -86,9 +87,21 @@ func (s *Server) listContacts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	mask, _, err := s.masker(c, svc, ws)
+	mask, pii, err := s.masker(c, svc, ws)
 	if err != nil {
 		return err
+	}
+	// A caller who sees PII masked must not recover it by searching: a substring search, or an exact filter on a
+	// masked field, would answer "yes" or "no" about the hidden value.
+	if pii != nil {
+		if c.Query("q") != "" {
+			return fmt.Errorf("searching with q needs a role that sees personal data (editor or above): %w", errs.ErrForbidden)
+		}
+		for _, f := range []string{"email", "phone", "user_id"} {
+			if c.Query(f) != "" && slices.Contains(pii, f) {
+				return fmt.Errorf("filtering on %s, which this workspace masks for your role, needs editor or above: %w", f, errs.ErrForbidden)
+			}
+		}
 	}
 	items, next, err := svc.List(c.UserContext(), ws, contacts.Filter{
 		Email: c.Query("email"), Phone: c.Query("phone"), UserID: c.Query("user_id"), Q: c.Query("q"),
@@ -203,6 +216,16 @@ func (s *Server) contactEvents(c *fiber.Ctx) error {
 // maskEvent hides, for callers without PII permission, the traits and properties the workspace marks as PII, and
 // the sender's IP address.
 func maskEvent(e events.Event, pii []string) events.Event {
+	if slices.Contains(pii, "user_id") {
+		for _, id := range []*string{&e.UserID, &e.PreviousID} {
+			if *id != "" {
+				*id = contacts.Masked
+			}
+		}
+	}
+	if slices.Contains(pii, "anonymous_id") && e.AnonymousID != "" {
+		e.AnonymousID = contacts.Masked
+	}
 	e.Traits = maskObject(e.Traits, pii)
 	e.Properties = maskObject(e.Properties, pii)
 	if len(e.Context) > 0 {

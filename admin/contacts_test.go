@@ -1,10 +1,15 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/events"
 )
 
 // contactJSON is the part of a contact the tests read.
@@ -76,6 +81,9 @@ func TestContactsAPIScenarios(t *testing.T) {
 		{"bad events cursor", "GET", base + "/" + ana.ID + "/events?cursor=!!", "acme-admin", "", 400, "validation_failed", []string{"cursor"}},
 		{"unknown contact", "GET", base + "/01m81b5h80bgjwrjxve0kf1ta6", "acme-admin", "", 404, "not_found", nil},
 		{"malformed contact id", "GET", base + "/../../x", "acme-admin", "", 404, "", nil},
+		{"viewer cannot search masked data", "GET", base + "?q=ana", "acme-viewer", "", 403, "forbidden", []string{"editor"}},
+		{"viewer cannot filter on a masked field", "GET", base + "?email=ana@example.com", "acme-viewer", "", 403, "forbidden", []string{"email"}},
+		{"viewer may filter on what is not masked", "GET", base + "?user_id=u1", "acme-viewer", "", 200, "", []string{ana.ID, `"email":"a***@example.com"`}},
 		{"viewer cannot write", "POST", base, "acme-viewer", `{"email":"x@example.com"}`, 403, "forbidden", nil},
 		{"viewer cannot export a contact", "GET", base + "/" + ana.ID + "/gdpr-export", "acme-viewer", "", 403, "forbidden", nil},
 		{"other workspace's token", "GET", "/api/v1/workspaces/globex/contacts", "acme-admin", "", 404, "not_found", nil},
@@ -154,6 +162,21 @@ func TestWorkspacePIISettingsDriveMasking(t *testing.T) {
 	_ = json.Unmarshal(data, &got)
 	if got.Attributes["salary"] != "***" || got.Attributes["address.city"] != "***" || got.Attributes["plan"] != "pro" || got.Email != "ana@example.com" {
 		t.Errorf("viewer sees %s", data)
+	}
+	// Events seen by a viewer: the PII keys of traits, the user id and the IP are masked.
+	if r, body := f.do(t, "PATCH", "/api/v1/workspaces/acme", "acme-admin", `{"settings":{"pii":["salary","user_id"]}}`); r.StatusCode != 200 {
+		t.Fatalf("%d %s", r.StatusCode, body)
+	}
+	if _, err := f.deps.Contacts.Ingest(context.Background(), "acme", []contacts.Incoming{{
+		Event: events.Event{MessageID: "m1", Type: events.Identify, UserID: "u-secret", Traits: json.RawMessage(`{"salary":1,"plan":"pro"}`),
+			Context: json.RawMessage(`{"ip":"203.0.113.7"}`), Timestamp: time.Now(), ReceivedAt: time.Now()},
+		Traits: map[string]any{"email": "ana@example.com"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, data = f.do(t, "GET", "/api/v1/workspaces/acme/contacts/"+c.ID+"/events", "acme-viewer", "")
+	if strings.Contains(string(data), "u-secret") || strings.Contains(string(data), "203.0.113.7") || strings.Contains(string(data), `"salary":1`) ||
+		!strings.Contains(string(data), `"plan":"pro"`) {
+		t.Errorf("viewer sees events %s", data)
 	}
 	resp, data = f.do(t, "PATCH", "/api/v1/workspaces/acme", "acme-admin", `{"settings":{"ip":"sometimes","channels":["Email!"]}}`)
 	if resp.StatusCode != 400 || !strings.Contains(string(data), "settings.ip") || !strings.Contains(string(data), "settings.channels.0") {

@@ -120,7 +120,7 @@ func (s *Service) Export(ctx context.Context, ws string, fn func(Contact) error)
 const Masked = "***"
 
 // Mask returns c with what pii names hidden: "email" keeps its first character and domain ("a***@example.com"),
-// "phone" its last two digits, "user_id" and attributes become "***". It is for callers without PII permission.
+// "phone" its last two digits, "user_id", "anonymous_id" and attributes become "***". It is for callers without PII permission.
 func Mask(c Contact, pii []string) Contact {
 	if len(pii) == 0 {
 		return c
@@ -137,6 +137,10 @@ func Mask(c Contact, pii []string) Contact {
 		case "user_id":
 			if c.UserID != "" {
 				c.UserID = Masked
+			}
+		case "anonymous_id":
+			for i := range c.AnonymousIDs {
+				c.AnonymousIDs[i] = Masked
 			}
 		default:
 			if _, ok := c.Attributes[name]; ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/jobs"
 	"github.com/crosscast/crosscast/core/store"
+	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -34,6 +35,10 @@ func newEnv(t *testing.T, opts jobs.Options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	// Job records belong to a workspace that exists (the store refuses others).
+	if _, err := workspaces.NewService(st, testLogger(t), nil).Create(context.Background(), workspaces.CreateInput{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
 	opts.Dir = filepath.Join(dir, "jobs")
 	r, err := jobs.NewRunner(context.Background(), st, opts, testLogger(t))
 	if err != nil {
@@ -297,6 +302,9 @@ func TestRestartFailsUnfinishedJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	if _, err := workspaces.NewService(st, testLogger(t), nil).Create(context.Background(), workspaces.CreateInput{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now().UTC()
 	left := map[jobs.Status]string{}
 	for i, s := range []jobs.Status{jobs.StatusRunning, jobs.StatusQueued, jobs.StatusSucceeded} {

@@ -23,6 +23,10 @@ func (s *Store) PutJob(ctx context.Context, j jobs.Job) error {
 		return fmt.Errorf("encoding job %q: %w", j.ID, err)
 	}
 	return s.system.Update(ctx, func(tx *bolt.Tx) error {
+		// A job of a deleted workspace is not recorded again (its records went with the workspace).
+		if j.Workspace != "" && tx.Bucket(bucketWorkspaces).Get([]byte(j.Workspace)) == nil {
+			return fmt.Errorf("job %q: workspace %q: %w", j.ID, j.Workspace, errs.ErrNotFound)
+		}
 		return tx.Bucket(bucketJobs).Put([]byte(j.ID), data)
 	})
 }

@@ -16,6 +16,7 @@ func TestJobsPutGetList(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	ctx := context.Background()
+	mustCreateWorkspaces(t, s, "acme", "globex")
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var ids []string
 	for i, ws := range []string{"acme", "globex", "acme", "acme"} {
@@ -108,6 +109,10 @@ func TestDeleteWorkspaceRemovesItsJobs(t *testing.T) {
 	}
 	if err := s.DeleteWorkspace(ctx, "acme"); err != nil {
 		t.Fatal(err)
+	}
+	// A job still running saves its progress: not recorded again for a workspace that is gone.
+	if err := s.PutJob(ctx, jobs.Job{ID: "job-0", Workspace: "acme", Kind: "contacts.import"}); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("job of a deleted workspace recorded: %v", err)
 	}
 	left, err := s.ListJobs(ctx, "", "", 0)
 	if err != nil || len(left) != 1 || left[0].Workspace != "globex" {
