@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -170,8 +171,11 @@ func loadWith(b *testing.B, f *fixture, workers int, next request, perRequest in
 // BenchmarkTrackingLoopback is the ingest scenario: Segment-format events over real TCP on loopback, the
 // load generator in the same process on the same 2 cores, a real store with fsync on (a 200 answer means durable).
 // Events come from 10,000 anonymous visitors with realistic properties and context. "batch" sends /v1/batch with
-// 100 events per request from 8 clients; "track" sends one /v1/track per request from 128 clients.
+// 100 events per request from 8 clients; "track" sends one /v1/track per request from 128 clients. The collector's
+// target is the server's (GOGC=400).
 func BenchmarkTrackingLoopback(b *testing.B) {
+	// As served: crosscast serve sets the collector's target to 400% (cmd/crosscast: serveGCPercent).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	for _, sc := range []struct {
 		name    string
 		workers int

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,6 +81,8 @@ func writeBenchCSV(b *testing.B, path string, n int) (int64, []int64) {
 // to the spool file, then the background job; fsync on), and reports rows/s for the whole (upload + import), the
 // heap in use and the process RSS once the contacts are stored.
 func BenchmarkImportCSV(b *testing.B) {
+	// As served: crosscast serve sets the collector's target to 400% (cmd/crosscast: serveGCPercent).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	rows := benchImportRows()
 	log := hclog.New(&hclog.LoggerOptions{Output: b.Output(), Level: hclog.Warn})
 	dir := b.TempDir()

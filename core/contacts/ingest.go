@@ -109,7 +109,7 @@ func (s *Service) Ingest(ctx context.Context, ws string, in []Incoming) (IngestR
 		change = Change{Workspace: ws, Seq: seq, Events: stored, Merged: r.merges}
 		for id, c := range r.touched {
 			if changed[id] {
-				change.Contacts = append(change.Contacts, c.Clone())
+				change.Contacts = append(change.Contacts, *c)
 			}
 		}
 		sort.Slice(change.Contacts, func(i, j int) bool { return change.Contacts[i].ID < change.Contacts[j].ID })

@@ -291,7 +291,7 @@ func (s *Service) Upsert(ctx context.Context, ws string, f Fields, source string
 		if err := r.flush(); err != nil {
 			return err
 		}
-		out, created = c.Clone(), isNew
+		out, created = *c, isNew
 		seq, err := tx.NextChange()
 		if err != nil {
 			return err
@@ -324,7 +324,7 @@ func (r *resolver) flush() error {
 func (r *resolver) contacts() []Contact {
 	out := make([]Contact, 0, len(r.touched))
 	for _, c := range r.touched {
-		out = append(out, c.Clone())
+		out = append(out, *c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -386,7 +386,7 @@ func (s *Service) modify(ctx context.Context, ws, id string, fn func(tx Tx, c *C
 	if err != nil {
 		return Contact{}, err
 	}
-	s.stream.Publish(ctx, Change{Workspace: ws, Seq: seq, Contacts: []Contact{out.Clone()}})
+	s.stream.Publish(ctx, Change{Workspace: ws, Seq: seq, Contacts: []Contact{out}})
 	return out, nil
 }
 
@@ -558,7 +558,7 @@ func (s *Service) UpsertMany(ctx context.Context, ws string, rows []Fields, sour
 			if err := r.flush(); err != nil {
 				return err
 			}
-			out[i].Contact, out[i].Created = c.Clone(), isNew
+			out[i].Contact, out[i].Created = *c, isNew
 			seq, err := tx.NextChange()
 			if err != nil {
 				return err

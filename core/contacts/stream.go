@@ -31,7 +31,8 @@ func (c *Change) empty() bool {
 
 // Subscriber receives changes. It is called synchronously after the write is durable and before the caller gets
 // its answer, so that a read made right after a 2xx already sees the change's consequences; it must be quick and
-// must not block on I/O.
+// must not block on I/O. A Change shares its contacts' maps and slices with the writer's answer: subscribers read
+// them and must not modify them (Clone what they keep and change).
 type Subscriber func(ctx context.Context, c Change)
 
 // Stream is the in-process stream of contact and event changes.
