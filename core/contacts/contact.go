@@ -3,8 +3,8 @@
 // deterministically and never lose events), the suppression list of erased contacts, the GDPR export and erasure,
 // PII masking, and the in-process stream of changes that segments, scoring and campaign triggers subscribe to.
 //
-// It imports the standard library, go-hclog, core/errs and core/events. Storage is reached through the Store and
-// Tx interfaces below, implemented in core/store; HTTP lives in admin/.
+// It imports the standard library, go-hclog, core/errs, core/events and core/internal/jsonw. Storage is reached
+// through the Store and Tx interfaces below, implemented in core/store; HTTP lives in admin/.
 package contacts
 
 import (
