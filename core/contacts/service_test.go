@@ -570,3 +570,27 @@ func TestChangesAreNumberedInCommitOrder(t *testing.T) {
 		t.Errorf("%d changes published, want 5", len(f.changes))
 	}
 }
+
+// Deduplication is per contact, and survives merges: a retry of an event stored on a contact that was merged away
+// since is recognised on the survivor (its markers moved with its events). After an erasure, it is new again.
+func TestDuplicatesAfterMergeAndErasure(t *testing.T) {
+	f := newFixture(t)
+	f.ingest(t, identify("", "U", map[string]any{"email": "u@example.com"}, f.now))
+	ev := track("anon-m", "", "Viewed", f.now.Add(time.Second))
+	f.ingest(t, ev)
+	f.ingest(t, identify("anon-m", "U", nil, f.now.Add(2*time.Second))) // merges anon-m's contact into U's
+	if res := f.ingest(t, ev); res.Stored != 0 || res.Duplicates != 1 {
+		t.Fatalf("retry after the merge: %+v", res)
+	}
+	c := f.byUser(t, "U")
+	if n := len(f.events(t, c.ID)); n != 3 {
+		t.Fatalf("%d events", n)
+	}
+	if err := f.svc.Delete(ctx, "acme", c.ID, true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.ingest(t, ev); res.Stored != 1 {
+		t.Fatalf("after erasure: %+v", res)
+	}
+	checkInvariants(t, f, 1)
+}
