@@ -79,6 +79,13 @@ func (r *resolver) lookup(kind IdentifierKind, v string) (string, bool) {
 	return "", false
 }
 
+// refusal is a strict write's error found before anything was written: the store's group commit then leaves the
+// other writes of its transaction alone (core/store: NothingWritten).
+type refusal struct{ error }
+
+func (refusal) NothingWritten() bool { return true }
+func (e refusal) Unwrap() error      { return e.error }
+
 func (r *resolver) conflict(format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if r.strict {
@@ -100,7 +107,7 @@ func (r *resolver) resolve(id identity) (*Contact, bool, error) {
 	}{{"email", &id.email}, {"phone", &id.phone}} {
 		if *s.v != "" && r.tx.Suppressed(SuppressionHash(s.kind, *s.v)) {
 			if r.strict {
-				return nil, false, fmt.Errorf("this %s belongs to an erased contact and is suppressed: %w", s.kind, errs.ErrConflict)
+				return nil, false, refusal{fmt.Errorf("this %s belongs to an erased contact and is suppressed: %w", s.kind, errs.ErrConflict)}
 			}
 			r.warnings = append(r.warnings, s.kind+" is suppressed")
 			*s.v = ""
@@ -124,6 +131,12 @@ func (r *resolver) resolve(id identity) (*Contact, bool, error) {
 				return nil, false, err
 			}
 			c = oc
+		}
+	}
+	if r.strict {
+		// Find every clash before merging anything: a refused write then has written nothing.
+		if err := r.precheck(c, order[:], found); err != nil {
+			return nil, false, refusal{err}
 		}
 	}
 	created := false
@@ -160,6 +173,55 @@ func (r *resolver) resolve(id identity) (*Contact, bool, error) {
 		}
 	}
 	return c, created, nil
+}
+
+// precheck plays the second loop of resolve on the identifiers alone and returns its first conflict. It reads, never
+// writes.
+func (r *resolver) precheck(c *Contact, order []struct {
+	kind IdentifierKind
+	v    string
+}, found []string) error {
+	var probe Contact
+	if c != nil {
+		probe = Contact{ID: c.ID, UserID: c.UserID, Email: c.Email, Phone: c.Phone}
+	}
+	absorbed := map[string]bool{probe.ID: true}
+	for i, o := range order {
+		switch {
+		case o.v == "" || absorbed[found[i]] && found[i] != "":
+		case found[i] == "":
+			switch o.kind {
+			case ByUserID:
+				if probe.UserID != "" && probe.UserID != o.v {
+					return fmt.Errorf("user id %q cannot be added to contact %s, which has another user id: %w", o.v, probe.ID, errs.ErrConflict)
+				}
+				probe.UserID = o.v
+			case ByEmail:
+				probe.Email = o.v
+			case ByPhone:
+				probe.Phone = o.v
+			}
+		default:
+			oc, err := r.load(found[i])
+			if err != nil {
+				return err
+			}
+			if why := clash(&probe, oc); why != "" {
+				return fmt.Errorf("%s %q belongs to contact %s, which has a different %s: %w", o.kind, o.v, oc.ID, why, errs.ErrConflict)
+			}
+			absorbed[oc.ID] = true
+			if probe.UserID == "" {
+				probe.UserID = oc.UserID
+			}
+			if probe.Email == "" {
+				probe.Email = oc.Email
+			}
+			if probe.Phone == "" {
+				probe.Phone = oc.Phone
+			}
+		}
+	}
+	return nil
 }
 
 // attach gives a free identifier to c.

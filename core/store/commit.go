@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -169,7 +170,7 @@ func (c *committer) run(batch []*writeReq) {
 	pending := batch
 	for len(pending) > 0 {
 		start := time.Now()
-		failed, err := c.attempt(pending)
+		failed, refused, err := c.attempt(pending)
 		if failed >= 0 {
 			pending[failed].err <- err
 			pending = append(pending[:failed:failed], pending[failed+1:]...)
@@ -182,30 +183,55 @@ func (c *committer) run(batch []*writeReq) {
 		}
 		c.commitSeconds.ObserveDuration(time.Since(start))
 		c.batchSize.Observe(float64(len(pending)))
-		for _, r := range pending {
+		for i, r := range pending {
+			if rerr, ok := refused[i]; ok {
+				r.err <- rerr
+				continue
+			}
 			r.err <- err
 		}
 		return
 	}
 }
 
-// attempt runs every function in one transaction. It returns the index of a function that failed (the
-// transaction is then rolled back) or -1 and the commit's outcome.
-func (c *committer) attempt(pending []*writeReq) (int, error) {
+// NothingWritten is implemented by errors of write functions that failed before writing anything (a refused import
+// row, say). The group commit then answers that function with its error and goes on with the others in the same
+// transaction, instead of rolling it back and running them again: a chunk of rows with many bad ones stays linear.
+type NothingWritten interface {
+	NothingWritten() bool
+}
+
+func nothingWritten(err error) bool {
+	var nw NothingWritten
+	return errors.As(err, &nw) && nw.NothingWritten()
+}
+
+// attempt runs every function in one transaction. It returns the index of a function that failed after writing
+// (the transaction is then rolled back) or -1 and the commit's outcome, with the functions that failed without
+// writing (by index) and their errors.
+func (c *committer) attempt(pending []*writeReq) (int, map[int]error, error) {
 	tx, err := c.db.Begin(true)
 	if err != nil {
-		return -1, fmt.Errorf("beginning transaction: %w", err)
+		return -1, nil, fmt.Errorf("beginning transaction: %w", err)
 	}
+	var refused map[int]error
 	for i, r := range pending {
 		if err := call(r.fn, tx); err != nil {
+			if nothingWritten(err) {
+				if refused == nil {
+					refused = map[int]error{}
+				}
+				refused[i] = err
+				continue
+			}
 			_ = tx.Rollback()
-			return i, err
+			return i, nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return -1, fmt.Errorf("committing: %w", err)
+		return -1, refused, fmt.Errorf("committing: %w", err)
 	}
-	return -1, nil
+	return -1, refused, nil
 }
 
 func call(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {

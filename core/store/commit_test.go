@@ -250,3 +250,61 @@ func TestGroupCommitBatchesWaitingWrites(t *testing.T) {
 		return nil
 	})
 }
+
+// refused is the error of a write function that failed before writing anything.
+type refused struct{ error }
+
+func (refused) NothingWritten() bool { return true }
+
+// UpdateEach: each function is atomic on its own. A function that fails after writing is rolled back alone (the
+// others run again); one that fails before writing (NothingWritten) is answered without any rerun, so a group with
+// many refused rows costs one pass.
+func TestUpdateEachIsolatesFailuresAndSkipsRefusalsWithoutRerun(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	const n = 300
+	runs := make([]int, n)
+	fns := make([]func(*bolt.Tx) error, n)
+	for i := range fns {
+		fns[i] = func(tx *bolt.Tx) error {
+			runs[i]++
+			switch {
+			case i%3 == 1:
+				return refused{fmt.Errorf("row %d refused", i)}
+			case i == 299:
+				_ = incr("bad")(tx)
+				return errors.New("wrote, then failed")
+			}
+			return incr("ok")(tx)
+		}
+	}
+	errs := s.System().UpdateEach(context.Background(), fns)
+	for i, err := range errs {
+		switch {
+		case i%3 == 1:
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Errorf("row %d: %v", i, err)
+			}
+		case i == 299:
+			if err == nil {
+				t.Errorf("row %d: no error", i)
+			}
+		case err != nil:
+			t.Errorf("row %d: %v", i, err)
+		}
+	}
+	_ = s.System().View(func(tx *bolt.Tx) error {
+		if ok, bad := counter(tx, "ok"), counter(tx, "bad"); ok != 199 || bad != 0 {
+			t.Errorf("ok=%d bad=%d, want 199 and 0", ok, bad)
+		}
+		return nil
+	})
+	// One rollback (row 299) reruns the rows before it once; refusals cause none.
+	for i, r := range runs {
+		if i%3 != 1 && i != 299 && r != 2 {
+			t.Errorf("row %d ran %d times, want 2", i, r)
+		}
+		if i%3 == 1 && r > 2 {
+			t.Errorf("refused row %d ran %d times", i, r)
+		}
+	}
+}
