@@ -78,40 +78,56 @@ func (s *Server) masker(c *fiber.Ctx, svc *contacts.Service, ws string) (func(co
 	return func(ct contacts.Contact) contacts.Contact { return contacts.Mask(ct, st.PII) }, st.PII, nil
 }
 
+// contactPage is what a paged read of a workspace's contacts or events needs: the workspace (viewer role), the
+// service, the page asked for, and how to mask for the caller (pii is nil for callers who see everything).
+type contactPage struct {
+	ws     string
+	svc    *contacts.Service
+	cursor string
+	limit  int
+	mask   func(contacts.Contact) contacts.Contact
+	pii    []string
+}
+
+func (s *Server) contactPage(c *fiber.Ctx) (contactPage, error) {
+	var p contactPage
+	var err error
+	if p.ws, p.svc, err = s.contactScope(c, auth.RoleViewer); err != nil {
+		return p, err
+	}
+	if p.cursor, p.limit, err = pageParams(c); err != nil {
+		return p, err
+	}
+	p.mask, p.pii, err = s.masker(c, p.svc, p.ws)
+	return p, err
+}
+
 func (s *Server) listContacts(c *fiber.Ctx) error {
-	ws, svc, err := s.contactScope(c, auth.RoleViewer)
-	if err != nil {
-		return err
-	}
-	cursor, limit, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	mask, pii, err := s.masker(c, svc, ws)
+	p, err := s.contactPage(c)
 	if err != nil {
 		return err
 	}
 	// A caller who sees PII masked must not recover it by searching: a substring search, or an exact filter on a
 	// masked field, would answer "yes" or "no" about the hidden value.
-	if pii != nil {
+	if p.pii != nil {
 		if c.Query("q") != "" {
 			return fmt.Errorf("searching with q needs a role that sees personal data (editor or above): %w", errs.ErrForbidden)
 		}
 		for _, f := range []string{"email", "phone", "user_id"} {
-			if c.Query(f) != "" && slices.Contains(pii, f) {
+			if c.Query(f) != "" && slices.Contains(p.pii, f) {
 				return fmt.Errorf("filtering on %s, which this workspace masks for your role, needs editor or above: %w", f, errs.ErrForbidden)
 			}
 		}
 	}
-	items, next, err := svc.List(c.UserContext(), ws, contacts.Filter{
+	items, next, err := p.svc.List(c.UserContext(), p.ws, contacts.Filter{
 		Email: c.Query("email"), Phone: c.Query("phone"), UserID: c.Query("user_id"), Q: c.Query("q"),
-		Tag: c.Query("tag"), Cursor: cursor, Limit: limit,
+		Tag: c.Query("tag"), Cursor: p.cursor, Limit: p.limit,
 	})
 	if err != nil {
 		return err
 	}
 	for i := range items {
-		items[i] = mask(items[i])
+		items[i] = p.mask(items[i])
 	}
 	return c.JSON(newList(items, next))
 }
@@ -189,25 +205,17 @@ func (s *Server) deleteContact(c *fiber.Ctx) error {
 }
 
 func (s *Server) contactEvents(c *fiber.Ctx) error {
-	ws, svc, err := s.contactScope(c, auth.RoleViewer)
+	p, err := s.contactPage(c)
 	if err != nil {
 		return err
 	}
-	cursor, limit, err := pageParams(c)
+	items, next, err := p.svc.Events(c.UserContext(), p.ws, c.Params("contact"), p.cursor, p.limit)
 	if err != nil {
 		return err
 	}
-	_, pii, err := s.masker(c, svc, ws)
-	if err != nil {
-		return err
-	}
-	items, next, err := svc.Events(c.UserContext(), ws, c.Params("contact"), cursor, limit)
-	if err != nil {
-		return err
-	}
-	if pii != nil {
+	if p.pii != nil {
 		for i := range items {
-			items[i] = maskEvent(items[i], pii)
+			items[i] = maskEvent(items[i], p.pii)
 		}
 	}
 	return c.JSON(newList(items, next))

@@ -128,6 +128,12 @@ type Filter struct {
 	Limit                        int
 }
 
+// lookupKey is one identifier to look up.
+type lookupKey struct {
+	kind IdentifierKind
+	v    string
+}
+
 // List returns a page of contacts in id order (creation order) and the cursor of the next page ("" at the end).
 func (s *Service) List(ctx context.Context, ws string, f Filter) ([]Contact, string, error) {
 	if f.Limit == 0 {
@@ -140,35 +146,23 @@ func (s *Service) List(ctx context.Context, ws string, f Filter) ([]Contact, str
 	if f.Cursor != "" && !ValidID(f.Cursor) {
 		v.Add("cursor", "is not a cursor this API returned")
 	}
-	var exact []struct {
-		kind IdentifierKind
-		v    string
-	}
-	if f.Email != "" {
-		e, err := NormalizeEmail(f.Email)
-		if err != nil {
-			v.Add("email", "%s", err)
+	var exact []lookupKey
+	for _, l := range [...]struct {
+		field, v string
+		kind     IdentifierKind
+		norm     func(string) (string, error)
+	}{{"email", f.Email, ByEmail, NormalizeEmail}, {"phone", f.Phone, ByPhone, NormalizePhone}, {"user_id", f.UserID, ByUserID, nil}} {
+		if l.v == "" {
+			continue
 		}
-		exact = append(exact, struct {
-			kind IdentifierKind
-			v    string
-		}{ByEmail, e})
-	}
-	if f.Phone != "" {
-		p, err := NormalizePhone(f.Phone)
-		if err != nil {
-			v.Add("phone", "%s", err)
+		val := l.v
+		if l.norm != nil {
+			var err error
+			if val, err = l.norm(l.v); err != nil {
+				v.Add(l.field, "%s", err)
+			}
 		}
-		exact = append(exact, struct {
-			kind IdentifierKind
-			v    string
-		}{ByPhone, p})
-	}
-	if f.UserID != "" {
-		exact = append(exact, struct {
-			kind IdentifierKind
-			v    string
-		}{ByUserID, f.UserID})
+		exact = append(exact, lookupKey{l.kind, val})
 	}
 	if f.Tag != "" {
 		t, err := NormalizeTag(f.Tag)
