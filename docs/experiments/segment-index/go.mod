@@ -1,0 +1,3 @@
+module segmentindex
+
+go 1.26.8
