@@ -19,6 +19,7 @@ import (
 	"github.com/crosscast/crosscast/core/auth"
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/segments"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/crosscast/crosscast/plugins/manager"
@@ -92,7 +93,7 @@ func newFixture(t testing.TB) *fixture {
 	f.deps = admin.Deps{
 		Workspaces: ws, Auth: as, Store: st, Plugins: plugins, Channels: plugins, Outboxes: outbox.New(st), Hooks: plugins,
 		Metrics: reg, Logger: log, Version: "test",
-		Contacts: contacts.NewService(st, settings, nil, log, nil), WriteKeys: st,
+		Contacts: contacts.NewService(st, settings, nil, log, nil), WriteKeys: st, Segments: segments.NewService(st, nil),
 	}
 	f.srv = admin.New(f.deps, admin.Options{MaxBody: 4096})
 	f.srv.SetReady(true)

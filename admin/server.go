@@ -15,6 +15,7 @@ import (
 	"github.com/crosscast/crosscast/core/auth"
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/segments"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/gofiber/fiber/v2"
 	"github.com/hashicorp/go-hclog"
@@ -45,9 +46,11 @@ type Deps struct {
 	// WriteKeys finds the workspace of a tracking write key.
 	WriteKeys WriteKeys
 	// Jobs runs and reports background jobs (contact imports).
-	Jobs    Jobs
-	Metrics *metrics.Registry
-	Logger  hclog.Logger
+	Jobs Jobs
+	// Segments evaluates segment rules.
+	Segments *segments.Service
+	Metrics  *metrics.Registry
+	Logger   hclog.Logger
 	// Version is reported by /healthz.
 	Version string
 }
@@ -173,6 +176,7 @@ func (s *Server) routes() {
 	// Imports first: /contacts/import and /contacts/export must win over /contacts/:contact.
 	s.importRoutes(api)
 	s.contactRoutes(api)
+	s.segmentRoutes(api)
 	s.trackingRoutes(app)
 	s.tagRoutes(app, api)
 

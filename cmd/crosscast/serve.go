@@ -18,6 +18,7 @@ import (
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/jobs"
 	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/segments"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/crosscast/crosscast/plugins/manager"
@@ -200,7 +201,7 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	srv := admin.New(admin.Deps{
 		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
 		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
-		Contacts: contactSvc, WriteKeys: st, Jobs: runner,
+		Contacts: contactSvc, WriteKeys: st, Jobs: runner, Segments: segments.NewService(st, nil),
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, MaxImport: cfg.Server.MaxImportBytes, PublicURL: cfg.Server.PublicURL,
 		TrustedProxies: cfg.Server.TrustedProxies,

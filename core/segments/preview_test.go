@@ -1,0 +1,156 @@
+package segments_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/events"
+	"github.com/crosscast/crosscast/core/segments"
+	"github.com/crosscast/crosscast/core/store"
+	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/hashicorp/go-hclog"
+)
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func setup(t *testing.T) (*contacts.Service, *segments.Service) {
+	t.Helper()
+	log := hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Warn})
+	st, err := store.Open(context.Background(), store.Options{Dir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := workspaces.NewService(st, log, nil).Create(context.Background(), workspaces.CreateInput{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return now }
+	return contacts.NewService(st, nil, nil, log, clock), segments.NewService(st, clock)
+}
+
+func TestPreviewCountsWithAttributesTagsConsentAndEvents(t *testing.T) {
+	cs, ss := setup(t)
+	ctx := context.Background()
+	// 2,500 contacts: every 4th in France, every 3rd tagged vip, every 5th subscribed to email; every 2nd bought
+	// twice in the last month with totals 80 and 150.
+	var rows []contacts.Fields
+	for i := range 2500 {
+		email := fmt.Sprintf("p%d@example.com", i)
+		country := []string{"FR", "DE", "ES", "IT"}[i%4]
+		f := contacts.Fields{Email: &email, Attributes: map[string]any{"country": country, "age": json.Number(fmt.Sprint(18 + i%50))}}
+		if i%3 == 0 {
+			f.Tags = []string{"vip"}
+		}
+		if i%5 == 0 {
+			f.Consent = map[string]contacts.ConsentStatus{"email": contacts.Subscribed}
+		}
+		rows = append(rows, f)
+	}
+	out, err := cs.UpsertMany(ctx, "acme", rows, "import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every 2nd contact is linked to a browser (identify with its email), which then bought twice in the last month,
+	// for totals of 80 and 150.
+	var links, orders []contacts.Incoming
+	for i, o := range out {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		if i%2 != 0 {
+			continue
+		}
+		anon := "anon-" + o.Contact.ID
+		links = append(links, contacts.Incoming{Event: events.Event{MessageID: "link-" + o.Contact.ID, Type: events.Identify,
+			AnonymousID: anon, Timestamp: now.Add(-72 * time.Hour), ReceivedAt: now}, Traits: map[string]any{"email": *rows[i].Email}})
+		for j, total := range []int{80, 150} {
+			at := now.Add(-time.Duration(j+1) * 24 * time.Hour)
+			orders = append(orders, contacts.Incoming{Event: events.Event{MessageID: fmt.Sprintf("o-%d-%d", i, j), Type: events.Track,
+				Name: "Order Completed", AnonymousID: anon, Properties: json.RawMessage(fmt.Sprintf(`{"total":%d}`, total)),
+				Timestamp: at, ReceivedAt: at}})
+		}
+	}
+	for _, batch := range [][]contacts.Incoming{links, orders} {
+		if _, err := cs.Ingest(ctx, "acme", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		rule string
+		want int
+	}{
+		{`country = "FR"`, 625},
+		{`country = "FR" and has_tag("vip")`, 209},                // i%4==0 and i%3==0: i%12==0
+		{`country in ["FR", "DE"] and age >= 60`, 0 + countAge()}, // ages 60..67 among FR/DE
+		{`subscribed("email") and not has_tag("vip")`, 333},       // i%5==0 and i%3!=0
+		{`performed("Order Completed", within: 30d, count >= 2)`, 1250},
+		{`performed("Order Completed", where: total > 100)`, 1250},
+		{`performed("Order Completed", within: 30d, count >= 2, where: total > 100)`, 0},
+		{`country = "FR" and performed("Order Completed", within: 1d)`, 625},
+		{`email exists and created_at within 1d`, 2500},
+		{`bucket(10%)`, -1}, // checked below: about a tenth
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			raw, _ := json.Marshal(tt.rule)
+			n, err := segments.ParseRule(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ss.Preview(ctx, "acme", n, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Scanned != 2500 {
+				t.Errorf("scanned %d", p.Scanned)
+			}
+			if tt.want >= 0 && p.Count != tt.want {
+				t.Errorf("count %d, want %d", p.Count, tt.want)
+			}
+			if tt.want < 0 && (p.Count < 180 || p.Count > 320) {
+				t.Errorf("bucket(10%%) holds %d of 2500", p.Count)
+			}
+			if len(p.Sample) != min(5, p.Count) {
+				t.Errorf("sample of %d", len(p.Sample))
+			}
+		})
+	}
+}
+
+// countAge counts i in [0,2500) with i%4 in {0,1} and 18+i%50 >= 60.
+func countAge() int {
+	n := 0
+	for i := range 2500 {
+		if i%4 <= 1 && 18+i%50 >= 60 {
+			n++
+		}
+	}
+	return n
+}
+
+func TestParseRuleRefusesWithPositions(t *testing.T) {
+	cases := []struct{ raw, want string }{
+		{`"country = "`, `1:11: expected a value after '='`},
+		{`"perfomed(\"x\")"`, `did you mean 'performed'`},
+		{`"performed(\"x\", within: 0d)"`, `within`},
+		{`"in_segment(\"churned\")"`, `unknown segment "churned"`},
+		{`{"field":"country","op":"=","valeu":"FR"}`, `valeu`},
+		{`null`, `is required`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.raw, func(t *testing.T) {
+			_, err := segments.ParseRule(json.RawMessage(tc.raw))
+			var v *errs.ValidationError
+			if !errors.As(err, &v) || v.Fields[0].Field != "rule" || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one on rule containing %q", err, tc.want)
+			}
+		})
+	}
+}
