@@ -29,10 +29,10 @@ type profile struct {
 
 // columns is the index: one column per attribute, dictionary-coded strings, plain numbers and times.
 type columns struct {
-	country []uint8  // dictionary code + 1, 0 = missing
-	plan    []uint8  // dictionary code + 1
+	country []uint8 // dictionary code + 1, 0 = missing
+	plan    []uint8 // dictionary code + 1
 	score   []float32
-	signed  []int64 // unix seconds, 0 = missing
+	signed  []int64  // unix seconds, 0 = missing
 	vip     []uint64 // bitmap of the "vip" tag
 	// events: per contact, the timestamps (unix seconds) of "Order Completed", newest last, and the totals.
 	orderStart []uint32 // offsets into orderAt / orderTotal, len contactsN+1
