@@ -122,7 +122,12 @@ func (r *Runner) recoverLeftovers(ctx context.Context) error {
 			"run it again: imports upsert, so rows already imported are not duplicated", j.Processed, j.Total)
 		j.Status = StatusFailed
 		j.FinishedAt = r.now()
-		if err := r.store.PutJob(ctx, j); err != nil {
+		if err := r.store.PutJob(ctx, j); errors.Is(err, errs.ErrNotFound) {
+			// Its workspace is gone (the store refuses records of deleted workspaces): nothing to keep, and no
+			// reason to refuse to start.
+			r.log.Warn("job left unfinished by the previous run belongs to a deleted workspace", "job", j.ID)
+			continue
+		} else if err != nil {
 			return fmt.Errorf("failing job %s left by the previous run: %w", j.ID, err)
 		}
 		r.log.Warn("job left unfinished by the previous run marked failed", "job", j.ID, "workspace", j.Workspace, "kind", j.Kind)

@@ -393,3 +393,25 @@ func TestJobsImportsOnlyStdlibHclogAndErrs(t *testing.T) {
 		}
 	}
 }
+
+// leftoverStore holds one job left running by a previous process for a workspace deleted since; like core/store,
+// it refuses to record jobs of a workspace that does not exist.
+type leftoverStore struct{ job jobs.Job }
+
+func (s leftoverStore) PutJob(context.Context, jobs.Job) error { return errs.ErrNotFound }
+func (s leftoverStore) GetJob(context.Context, string) (jobs.Job, error) {
+	return jobs.Job{}, errs.ErrNotFound
+}
+func (s leftoverStore) ListJobs(context.Context, string, string, int) ([]jobs.Job, error) {
+	return []jobs.Job{s.job}, nil
+}
+
+// A job left unfinished whose workspace is gone must not keep the server from starting.
+func TestRestartWithAJobOfADeletedWorkspace(t *testing.T) {
+	st := leftoverStore{job: jobs.Job{ID: jobs.NewID(time.Now()), Workspace: "gone", Kind: "contacts.import", Status: jobs.StatusRunning}}
+	r, err := jobs.NewRunner(context.Background(), st, jobs.Options{Dir: t.TempDir()}, testLogger(t))
+	if err != nil {
+		t.Fatalf("start refused: %v", err)
+	}
+	_ = r.Close(context.Background())
+}
