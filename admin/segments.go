@@ -3,6 +3,9 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+
+	"github.com/crosscast/crosscast/core/auth"
 
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/segments"
@@ -11,6 +14,119 @@ import (
 
 func (s *Server) segmentRoutes(api fiber.Router) {
 	api.Post("/workspaces/:id/segments/preview", s.previewSegment)
+	api.Get("/workspaces/:id/segments", s.listSegments)
+	api.Post("/workspaces/:id/segments", s.createSegment)
+	api.Get("/workspaces/:id/segments/:segment", s.getSegment)
+	api.Patch("/workspaces/:id/segments/:segment", s.updateSegment)
+	api.Delete("/workspaces/:id/segments/:segment", s.deleteSegment)
+	api.Get("/workspaces/:id/segments/:segment/members", s.segmentMembers)
+	api.Get("/workspaces/:id/contacts/:contact/segments", s.contactSegments)
+}
+
+// segmentScope is the workspace of the URL (checked for role min) and the segments service.
+func (s *Server) segmentScope(c *fiber.Ctx, min auth.Role) (string, *segments.Service, error) {
+	if s.deps.Segments == nil {
+		return "", nil, fmt.Errorf("segments are not served by this server: %w", errs.ErrUnavailable)
+	}
+	ws, err := s.existingWorkspace(c, min)
+	return ws, s.deps.Segments, err
+}
+
+func (s *Server) listSegments(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleViewer)
+	if err != nil {
+		return err
+	}
+	items, err := svc.List(c.UserContext(), ws)
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(items, ""))
+}
+
+func (s *Server) createSegment(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleEditor)
+	if err != nil {
+		return err
+	}
+	var in segments.Input
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	seg, err := svc.Create(c.UserContext(), ws, in)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(seg)
+}
+
+func (s *Server) getSegment(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleViewer)
+	if err != nil {
+		return err
+	}
+	seg, err := svc.Get(c.UserContext(), ws, c.Params("segment"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(seg)
+}
+
+func (s *Server) updateSegment(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleEditor)
+	if err != nil {
+		return err
+	}
+	var in segments.Input
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	seg, err := svc.Update(c.UserContext(), ws, c.Params("segment"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(seg)
+}
+
+func (s *Server) deleteSegment(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleEditor)
+	if err != nil {
+		return err
+	}
+	if err := svc.Delete(c.UserContext(), ws, c.Params("segment")); err != nil {
+		return err
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
+func (s *Server) segmentMembers(c *fiber.Ctx) error {
+	p, err := s.contactPage(c)
+	if err != nil {
+		return err
+	}
+	if s.deps.Segments == nil {
+		return fmt.Errorf("segments are not served by this server: %w", errs.ErrUnavailable)
+	}
+	items, next, err := s.deps.Segments.Members(c.UserContext(), p.ws, c.Params("segment"), p.cursor, p.limit)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		items[i] = p.mask(items[i])
+	}
+	return c.JSON(newList(items, next))
+}
+
+func (s *Server) contactSegments(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleViewer)
+	if err != nil {
+		return err
+	}
+	items, err := svc.OfContact(c.UserContext(), ws, c.Params("contact"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(items, ""))
 }
 
 // previewInput is a rule to evaluate without saving it: text, or the JSON form of its tree.

@@ -1,7 +1,7 @@
 package admin_test
 
 import (
-	"net/http"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -51,7 +51,55 @@ func TestSegmentPreviewAPI(t *testing.T) {
 			}
 		})
 	}
-	if resp, _ := f.do(t, "GET", url, "acme-admin", ""); resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET preview: %d", resp.StatusCode)
+}
+
+func TestSegmentsAPI(t *testing.T) {
+	f := newFixture(t)
+	ana := f.createContact(t, `{"email":"ana@example.com","attributes":{"country":"FR"},"tags":["vip"]}`)
+	f.createContact(t, `{"email":"bob@example.com","attributes":{"country":"DE"}}`)
+	f.createContact(t, `{"email":"cleo@example.com","attributes":{"country":"FR"}}`)
+	base := "/api/v1/workspaces/acme/segments"
+	resp, data := f.do(t, "POST", base, "acme-admin", `{"name":"France","rule":"country = \"FR\""}`)
+	if resp.StatusCode != 201 || !strings.Contains(string(data), `"count":2`) {
+		t.Fatalf("create: %d %s", resp.StatusCode, data)
+	}
+	var seg struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(data, &seg)
+	resp, data = f.do(t, "POST", base, "acme-admin", `{"name":"VIP France","rule":{"and":[{"in_segment":"France"},{"has_tag":"vip"}]}}`)
+	if resp.StatusCode != 201 || !strings.Contains(string(data), `"count":1`) || !strings.Contains(string(data), `in_segment(\"France\") and has_tag(\"vip\")`) {
+		t.Fatalf("create from JSON: %d %s", resp.StatusCode, data)
+	}
+	tests := []struct {
+		name, method, url, token, body string
+		status                         int
+		want                           []string
+	}{
+		{"list with counts", "GET", base, "acme-viewer", "", 200, []string{`"name":"France"`, `"count":2`, `"count":1`}},
+		{"get", "GET", base + "/" + seg.ID, "acme-viewer", "", 200, []string{`"count":2`}},
+		{"members masked for viewers", "GET", base + "/" + seg.ID + "/members?limit=1", "acme-viewer", "", 200, []string{`"a***@example.com"`, `"next":"` + ana.ID + `"`}},
+		{"segments of a contact", "GET", "/api/v1/workspaces/acme/contacts/" + ana.ID + "/segments", "acme-viewer", "", 200, []string{`"France"`, `"VIP France"`}},
+		{"duplicate name", "POST", base, "acme-admin", `{"name":"france","rule":"has_tag(\"x\")"}`, 409, []string{"already exists"}},
+		{"unknown reference", "POST", base, "acme-admin", `{"name":"X","rule":"in_segment(\"nope\")"}`, 400, []string{`unknown segment \"nope\"`}},
+		{"syntax error", "POST", base, "acme-admin", `{"name":"X","rule":"country > "}`, 400, []string{"1:11"}},
+		{"cycle", "PATCH", base + "/" + seg.ID, "acme-admin", `{"rule":"in_segment(\"VIP France\")"}`, 400, []string{"depend on themselves"}},
+		{"delete a used segment", "DELETE", base + "/" + seg.ID, "acme-admin", "", 409, []string{"VIP France"}},
+		{"viewer cannot create", "POST", base, "acme-viewer", `{"name":"Y","rule":"email exists"}`, 403, nil},
+		{"unknown segment", "GET", base + "/seg_01m81b5h80bgjwrjxve0kf1ta6", "acme-admin", "", 404, nil},
+		{"edit recomputes", "PATCH", base + "/" + seg.ID, "acme-admin", `{"rule":"country in [\"FR\", \"DE\"]"}`, 200, []string{`"count":3`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, data := f.do(t, tc.method, tc.url, tc.token, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, data)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(data), w) {
+					t.Errorf("response lacks %q: %s", w, data)
+				}
+			}
+		})
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"sync"
 	"time"
 
 	"github.com/crosscast/crosscast/core/contacts"
@@ -14,22 +14,33 @@ import (
 	"github.com/crosscast/crosscast/core/segments/rule"
 )
 
-// Service evaluates segment rules over a workspace's stored contacts.
+// Service keeps segments and evaluates their rules over a workspace's stored contacts.
 type Service struct {
-	store contacts.Store
+	store Store
 	now   func() time.Time
+	// mu serialises changes to segments, so that two writes never make a cycle or a duplicate name together.
+	mu sync.Mutex
 }
 
-// NewService returns a Service over the contacts store. now may be nil for time.Now.
-func NewService(store contacts.Store, now func() time.Time) *Service {
+// NewService returns a Service over the store. now may be nil for time.Now.
+func NewService(store Store, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
 	return &Service{store: store, now: now}
 }
 
+// catalog loads the workspace's segments.
+func (s *Service) catalog(ctx context.Context, ws string) (*catalog, error) {
+	list, err := s.store.ListSegments(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	return newCatalog(list)
+}
+
 // ParseRule reads a rule given as text (a JSON string) or as the JSON form of its syntax tree (an object), and
-// checks it. Problems come back as an *errs.ValidationError whose fields are "rule" and whose messages start with
+// checks it (segment references are checked against the workspace by the service). Problems come back as an *errs.ValidationError whose fields are "rule" and whose messages start with
 // the line and column (text) or the JSON path (object) of each problem.
 func ParseRule(raw json.RawMessage) (rule.Node, error) {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -47,11 +58,6 @@ func ParseRule(raw json.RawMessage) (rule.Node, error) {
 		if problems := rule.Check(n, nil); len(problems) > 0 {
 			err = problems
 		}
-	}
-	if err == nil && len(rule.Segments(n)) > 0 {
-		// Saved segments arrive with the next part of issue 5; until then nothing can be referenced.
-		err = rule.Errors{{Line: n.Pos().Line, Column: n.Pos().Column, Path: n.Pos().Path,
-			Message: fmt.Sprintf("unknown segment %q: this workspace has no saved segments yet", rule.Segments(n)[0])}}
 	}
 	return n, ruleProblems(err)
 }
@@ -85,11 +91,36 @@ const scanPage = 1000
 
 // Preview evaluates n against every contact of the workspace, now, and returns the count and a sample.
 func (s *Service) Preview(ctx context.Context, ws string, n rule.Node, sample int) (Preview, error) {
+	cat, err := s.catalog(ctx, ws)
+	if err != nil {
+		return Preview{}, err
+	}
+	if err := cat.check("", n); err != nil {
+		return Preview{}, err
+	}
 	now := s.now().UTC()
 	out := Preview{Sample: []contacts.Contact{}}
-	after := ""
+	out.Scanned, err = s.scan(ctx, ws, "", cat, func(c *contacts.Contact, sub *subject) bool {
+		if rule.Eval(n, sub, now) {
+			out.Count++
+			if len(out.Sample) < sample {
+				out.Sample = append(out.Sample, *c)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return Preview{}, err
+	}
+	return out, nil
+}
+
+// scan calls fn with every contact whose id is above after, in id order, and a subject to evaluate rules on it,
+// until fn returns false; it returns how many contacts it visited. It reads in pages of short snapshots.
+func (s *Service) scan(ctx context.Context, ws, after string, cat *catalog, fn func(*contacts.Contact, *subject) bool) (int, error) {
+	visited := 0
 	for {
-		seen := 0
+		seen, stop := 0, false
 		err := s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
 			var evalErr error
 			err := tx.Scan(after, func(c contacts.Contact) bool {
@@ -98,11 +129,9 @@ func (s *Service) Preview(ctx context.Context, ws string, n rule.Node, sample in
 				}
 				seen++
 				after = c.ID
-				if rule.Eval(n, &subject{tx: tx, c: &c}, now) {
-					out.Count++
-					if len(out.Sample) < sample {
-						out.Sample = append(out.Sample, c)
-					}
+				if !fn(&c, &subject{tx: tx, c: &c, cat: cat, now: s.now().UTC()}) {
+					stop = true
+					return false
 				}
 				return seen < scanPage
 			})
@@ -111,20 +140,21 @@ func (s *Service) Preview(ctx context.Context, ws string, n rule.Node, sample in
 			}
 			return evalErr
 		})
-		out.Scanned += seen
-		if err != nil {
-			return Preview{}, err
-		}
-		if seen < scanPage {
-			return out, nil
+		visited += seen
+		if err != nil || stop || seen < scanPage {
+			return visited, err
 		}
 	}
 }
 
 // subject is a stored contact as the reference evaluator reads it; its events come from the same snapshot.
 type subject struct {
-	tx contacts.Tx
-	c  *contacts.Contact
+	tx  contacts.Tx
+	c   *contacts.Contact
+	cat *catalog
+	now time.Time
+	// memo holds the results of in_segment(...) for this contact, by segment id.
+	memo map[string]bool
 }
 
 var _ rule.Subject = (*subject)(nil)
@@ -166,8 +196,22 @@ func (s *subject) Consent(channel string) contacts.ConsentStatus { return s.c.Co
 // Score: scores arrive with the scoring issue; no contact has one yet.
 func (s *subject) Score(string) (float64, bool) { return 0, false }
 
-// InSegment: ParseRule refuses references until saved segments exist.
-func (s *subject) InSegment(string) bool { return false }
+// InSegment evaluates the referenced segment's rule on the same contact (saved rules have no cycles).
+func (s *subject) InSegment(ref string) bool {
+	seg, ok := s.cat.find(ref)
+	if !ok {
+		return false
+	}
+	if v, ok := s.memo[seg.ID]; ok {
+		return v
+	}
+	if s.memo == nil {
+		s.memo = map[string]bool{}
+	}
+	v := rule.Eval(seg.node, s, s.now)
+	s.memo[seg.ID] = v
+	return v
+}
 
 func (s *subject) Events(name string, fn func(time.Time, map[string]any) bool) {
 	_ = s.tx.Events(s.c.ID, "", func(e events.Event, _ string) bool {

@@ -140,7 +140,6 @@ func TestParseRuleRefusesWithPositions(t *testing.T) {
 		{`"country = "`, `1:11: expected a value after '='`},
 		{`"perfomed(\"x\")"`, `did you mean 'performed'`},
 		{`"performed(\"x\", within: 0d)"`, `within`},
-		{`"in_segment(\"churned\")"`, `unknown segment "churned"`},
 		{`{"field":"country","op":"=","valeu":"FR"}`, `valeu`},
 		{`null`, `is required`},
 	}
@@ -152,5 +151,98 @@ func TestParseRuleRefusesWithPositions(t *testing.T) {
 				t.Fatalf("error %v, want one on rule containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func rawRule(s string) json.RawMessage { b, _ := json.Marshal(s); return b }
+func name(s string) *string            { return &s }
+
+func TestSavedSegments(t *testing.T) {
+	cs, ss := setup(t)
+	ctx := context.Background()
+	for i := range 30 {
+		email := fmt.Sprintf("s%d@example.com", i)
+		f := contacts.Fields{Email: &email, Attributes: map[string]any{"country": []string{"FR", "DE", "ES"}[i%3]}}
+		if i%2 == 0 {
+			f.Tags = []string{"vip"}
+		}
+		if _, _, err := cs.Upsert(ctx, "acme", f, "api"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fr, err := ss.Create(ctx, "acme", segments.Input{Name: name("France"), Rule: rawRule(`country = "FR"`)})
+	if err != nil || fr.Count != 10 {
+		t.Fatalf("create: %+v %v", fr, err)
+	}
+	vipFR, err := ss.Create(ctx, "acme", segments.Input{Name: name("VIP France"), Rule: rawRule(`in_segment("france") and has_tag("vip")`)})
+	if err != nil || vipFR.Count != 5 || vipFR.Rule != `in_segment("france") and has_tag("vip")` {
+		t.Fatalf("create with a reference: %+v %v", vipFR, err)
+	}
+	for _, tc := range []struct {
+		in   segments.Input
+		want string
+		kind error
+	}{
+		{segments.Input{Name: name("france"), Rule: rawRule(`has_tag("x")`)}, "already exists", errs.ErrConflict},
+		{segments.Input{Name: name("Ghost"), Rule: rawRule(`in_segment("nope")`)}, `unknown segment "nope"`, nil},
+		{segments.Input{Rule: rawRule(`has_tag("x")`)}, "name", nil},
+		{segments.Input{Name: name("Bad"), Rule: rawRule(`country =`)}, "1:10", nil},
+	} {
+		_, err := ss.Create(ctx, "acme", tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.kind != nil && !errors.Is(err, tc.kind)) {
+			t.Errorf("create %+v: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+	// A cycle: France may not refer to VIP France, which refers to France.
+	if _, err := ss.Update(ctx, "acme", fr.ID, segments.Input{Rule: rawRule(`in_segment("VIP France")`)}); err == nil ||
+		!strings.Contains(err.Error(), "depend on themselves") {
+		t.Errorf("cycle: %v", err)
+	}
+	if _, err := ss.Update(ctx, "acme", fr.ID, segments.Input{Rule: rawRule(`in_segment("France")`)}); err == nil {
+		t.Error("self reference accepted")
+	}
+	// Deleting a segment another uses is refused, naming it.
+	if err := ss.Delete(ctx, "acme", fr.ID); !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "VIP France") {
+		t.Errorf("delete a used segment: %v", err)
+	}
+	// Editing a rule recomputes the count.
+	up, err := ss.Update(ctx, "acme", fr.ID, segments.Input{Rule: rawRule(`country in ["FR", "DE"]`)})
+	if err != nil || up.Count != 20 {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+	list, err := ss.List(ctx, "acme")
+	if err != nil || len(list) != 2 || list[0].Count != 20 || list[1].Count != 10 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	var members []string
+	cursor := ""
+	for {
+		page, next, err := ss.Members(ctx, "acme", vipFR.ID, cursor, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page {
+			members = append(members, c.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(members) != 10 {
+		t.Errorf("%d members across pages", len(members))
+	}
+	of, err := ss.OfContact(ctx, "acme", members[0])
+	if err != nil || len(of) != 2 {
+		t.Errorf("segments of a member: %+v %v", of, err)
+	}
+	if err := ss.Delete(ctx, "acme", vipFR.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Delete(ctx, "acme", fr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Get(ctx, "acme", fr.ID); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("get after delete: %v", err)
 	}
 }

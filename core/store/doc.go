@@ -42,6 +42,7 @@
 //	├── merges/                 <merged-away contact id> -> JSON contacts.Merge                (redirects)
 //	├── merges_into/            <survivor id> NUL <merged-away id> -> ""
 //	├── suppression/            <SHA-256 hex of "email:"/"phone:" + value> -> RFC 3339 time    (erased contacts)
+//	├── segments/               <segment id> -> JSON segments.Segment (name, canonical rule text)      (schema 3)
 //	├── audit/                  <uint64 big-endian unix nanos + 2^63> <uint64 big-endian seq> -> JSON contacts.AuditEntry
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
 //	    └── <plugin name>/      one space per plugin (name: 1-64 bytes, no "/" or NUL)
@@ -86,6 +87,7 @@ var (
 	bucketMergesInto  = []byte("merges_into")
 	bucketSuppression = []byte("suppression")
 	bucketAudit       = []byte("audit")
+	bucketSegments    = []byte("segments")
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")

@@ -34,6 +34,7 @@ func workspaceMigrations() []migration {
 				bucketIdxAnon, bucketIdxTag, bucketEvents, bucketEventIDs, bucketMerges, bucketMergesInto,
 				bucketSuppression, bucketAudit)
 		}},
+		{3, "create segments bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketSegments) }},
 	}
 }
 
