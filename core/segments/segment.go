@@ -29,7 +29,7 @@ type Store interface {
 	PutSegment(ctx context.Context, ws string, s Segment) error
 	// DeleteSegment removes a segment (errs.ErrNotFound if there is none).
 	DeleteSegment(ctx context.Context, ws, id string) error
-	// ListSegments returns every segment of the workspace, in id (creation) order.
+	// ListSegments returns every segment of the workspace, in id order (creation order, to the millisecond).
 	ListSegments(ctx context.Context, ws string) ([]Segment, error)
 }
 
