@@ -78,7 +78,8 @@ func TestSegmentsAPI(t *testing.T) {
 	}{
 		{"list with counts", "GET", base, "acme-viewer", "", 200, []string{`"name":"France"`, `"count":2`, `"count":1`}},
 		{"get", "GET", base + "/" + seg.ID, "acme-viewer", "", 200, []string{`"count":2`}},
-		{"members masked for viewers", "GET", base + "/" + seg.ID + "/members?limit=1", "acme-viewer", "", 200, []string{`"a***@example.com"`, `"next":"` + ana.ID + `"`}},
+		{"members masked for viewers", "GET", base + "/" + seg.ID + "/members", "acme-viewer", "", 200, []string{`"a***@example.com"`, `"c***@example.com"`, `"next":""`}},
+		{"members paged", "GET", base + "/" + seg.ID + "/members?limit=1", "acme-viewer", "", 200, []string{`"next":"01`}},
 		{"segments of a contact", "GET", "/api/v1/workspaces/acme/contacts/" + ana.ID + "/segments", "acme-viewer", "", 200, []string{`"France"`, `"VIP France"`}},
 		{"duplicate name", "POST", base, "acme-admin", `{"name":"france","rule":"has_tag(\"x\")"}`, 409, []string{"already exists"}},
 		{"unknown reference", "POST", base, "acme-admin", `{"name":"X","rule":"in_segment(\"nope\")"}`, 400, []string{`unknown segment \"nope\"`}},
