@@ -98,10 +98,9 @@ func (s *Service) Preview(ctx context.Context, ws string, n rule.Node, sample in
 	if err := cat.check("", n); err != nil {
 		return Preview{}, err
 	}
-	now := s.now().UTC()
 	out := Preview{Sample: []contacts.Contact{}}
 	out.Scanned, err = s.scan(ctx, ws, "", cat, func(c *contacts.Contact, sub *subject) bool {
-		if rule.Eval(n, sub, now) {
+		if rule.Eval(n, sub, sub.now) {
 			out.Count++
 			if len(out.Sample) < sample {
 				out.Sample = append(out.Sample, *c)
@@ -119,6 +118,7 @@ func (s *Service) Preview(ctx context.Context, ws string, n rule.Node, sample in
 // until fn returns false; it returns how many contacts it visited. It reads in pages of short snapshots.
 func (s *Service) scan(ctx context.Context, ws, after string, cat *catalog, fn func(*contacts.Contact, *subject) bool) (int, error) {
 	visited := 0
+	now := s.now().UTC() // one instant for the whole scan, so every contact is judged at the same time
 	for {
 		seen, stop := 0, false
 		err := s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
@@ -129,7 +129,7 @@ func (s *Service) scan(ctx context.Context, ws, after string, cat *catalog, fn f
 				}
 				seen++
 				after = c.ID
-				if !fn(&c, &subject{tx: tx, c: &c, cat: cat, now: s.now().UTC()}) {
+				if !fn(&c, &subject{tx: tx, c: &c, cat: cat, now: now}) {
 					stop = true
 					return false
 				}
