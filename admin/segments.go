@@ -23,13 +23,22 @@ func (s *Server) segmentRoutes(api fiber.Router) {
 	api.Get("/workspaces/:id/contacts/:contact/segments", s.contactSegments)
 }
 
+// segmentsService answers 503 when the server runs without segments (tests of other features).
+func (s *Server) segmentsService() (*segments.Service, error) {
+	if s.deps.Segments == nil {
+		return nil, fmt.Errorf("segments are not served by this server: %w", errs.ErrUnavailable)
+	}
+	return s.deps.Segments, nil
+}
+
 // segmentScope is the workspace of the URL (checked for role min) and the segments service.
 func (s *Server) segmentScope(c *fiber.Ctx, min auth.Role) (string, *segments.Service, error) {
-	if s.deps.Segments == nil {
-		return "", nil, fmt.Errorf("segments are not served by this server: %w", errs.ErrUnavailable)
+	svc, err := s.segmentsService()
+	if err != nil {
+		return "", nil, err
 	}
 	ws, err := s.existingWorkspace(c, min)
-	return ws, s.deps.Segments, err
+	return ws, svc, err
 }
 
 func (s *Server) listSegments(c *fiber.Ctx) error {
@@ -100,14 +109,15 @@ func (s *Server) deleteSegment(c *fiber.Ctx) error {
 }
 
 func (s *Server) segmentMembers(c *fiber.Ctx) error {
+	svc, err := s.segmentsService()
+	if err != nil {
+		return err
+	}
 	p, err := s.contactPage(c)
 	if err != nil {
 		return err
 	}
-	if s.deps.Segments == nil {
-		return fmt.Errorf("segments are not served by this server: %w", errs.ErrUnavailable)
-	}
-	items, next, err := s.deps.Segments.Members(c.UserContext(), p.ws, c.Params("segment"), p.cursor, p.limit)
+	items, next, err := svc.Members(c.UserContext(), p.ws, c.Params("segment"), p.cursor, p.limit)
 	if err != nil {
 		return err
 	}
@@ -137,8 +147,9 @@ type previewInput struct {
 
 // previewSegment counts the contacts a rule matches now and returns a sample (masked for roles without PII).
 func (s *Server) previewSegment(c *fiber.Ctx) error {
-	if s.deps.Segments == nil {
-		return fmt.Errorf("segments are not served by this server: %w", errs.ErrUnavailable)
+	svc, err := s.segmentsService()
+	if err != nil {
+		return err
 	}
 	p, err := s.contactPage(c)
 	if err != nil {
@@ -159,7 +170,7 @@ func (s *Server) previewSegment(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.deps.Segments.Preview(c.UserContext(), p.ws, n, sample)
+	out, err := svc.Preview(c.UserContext(), p.ws, n, sample)
 	if err != nil {
 		return err
 	}

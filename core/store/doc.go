@@ -49,7 +49,7 @@
 //	        ├── data/           <key> -> <value>   (key 1-1024 bytes, value up to 8 MiB)
 //	        └── meta/           usage -> uint64 big-endian, len(key)+len(value) summed over data;
 //	                            keys -> uint64 big-endian, number of keys in data
-//	    (segments, campaigns: added by their issues, each documented here)
+//	    (campaigns and the segment index: added by their issues, each documented here)
 //
 // Names of buckets and keys are the documented []byte variables below; never spell them inline.
 //
