@@ -86,8 +86,7 @@ func Eval(n Node, s Subject, now time.Time) bool {
 	case *InSegment:
 		return s.InSegment(n.Ref)
 	case *Bucket:
-		b := BucketOf(n.Seed, s.ID())
-		return float64(b) >= math.Round(n.From*100) && float64(b) < math.Round(n.To*100)
+		return n.Holds(s.ID())
 	case *Performed:
 		return performed(n, s, now)
 	}
@@ -271,11 +270,7 @@ func performed(n *Performed, s Subject, now time.Time) bool {
 	if n.Count != nil {
 		count = *n.Count
 	}
-	var since time.Time
-	windowed := n.Within != nil
-	if windowed {
-		since = now.Add(-n.Within.Std())
-	}
+	since, windowed := n.Since(now)
 	// Counting can stop once the answer cannot change: past the window (events come newest first), or, for > and
 	// >=, once the threshold is reached.
 	var seen int64
@@ -288,7 +283,7 @@ func performed(n *Performed, s Subject, now time.Time) bool {
 		}
 		return !(count.Op == Ge && seen >= count.Value || count.Op == Gt && seen > count.Value)
 	})
-	return order(count.Op, compareInts(seen, count.Value)) || count.Op == Ne && seen != count.Value
+	return n.CountHolds(seen)
 }
 
 func compareInts(a, b int64) int {
@@ -393,3 +388,62 @@ func NextChange(n Node, s Subject, now time.Time) time.Time {
 	visit(n, nil)
 	return next
 }
+
+// The functions below give faster evaluators (the segment index) the reference semantics piece by piece, so that
+// they read values their own way and never re-implement a comparison.
+
+// Holds reports whether a field's value satisfies the comparison at time now (ok false: the contact has no value),
+// exactly as Eval decides it.
+func (n *Compare) Holds(v contacts.Value, ok bool, now time.Time) bool {
+	return compare(n.Op, n.Value, v, ok, now)
+}
+
+// Holds reports whether the contact id falls in the bucket range, exactly as Eval decides it.
+func (n *Bucket) Holds(contactID string) bool {
+	b := BucketOf(n.Seed, contactID)
+	return float64(b) >= math.Round(n.From*100) && float64(b) < math.Round(n.To*100)
+}
+
+// Since returns the start of the window at time now: events at or after it count. ok is false without a window.
+func (n *Performed) Since(now time.Time) (since time.Time, ok bool) {
+	if n.Within == nil {
+		return time.Time{}, false
+	}
+	return now.Add(-n.Within.Std()), true
+}
+
+// CountHolds reports whether seen matching events satisfy the count condition (default: at least one).
+func (n *Performed) CountHolds(seen int64) bool {
+	count := Count{Op: Ge, Value: 1}
+	if n.Count != nil {
+		count = *n.Count
+	}
+	return order(count.Op, compareInts(seen, count.Value)) || count.Op == Ne && seen != count.Value
+}
+
+// CanHold reports whether the count condition could hold with at most max matching events: an evaluator that knows
+// how many events of the name are in the window skips reading their properties when even all of them would fail.
+func (n *Performed) CanHold(max int64) bool {
+	count := Count{Op: Ge, Value: 1}
+	if n.Count != nil {
+		count = *n.Count
+	}
+	switch count.Op {
+	case Ge:
+		return max >= count.Value
+	case Gt:
+		return max > count.Value
+	case Eq:
+		return max >= count.Value
+	}
+	return true
+}
+
+// WhereHolds evaluates a performed(...) where: condition against one event's properties at time now.
+func WhereHolds(where Node, s Subject, props map[string]any, now time.Time) bool {
+	return evalWhere(where, s, props, now)
+}
+
+// TimeOf reads a value as a date, as comparisons and windows do: a date, or text holding one (YYYY-MM-DD or RFC
+// 3339).
+func TimeOf(v contacts.Value) (time.Time, bool) { return timeOf(v) }
