@@ -23,16 +23,23 @@ func TestCoreDoesNotImportHTTPOrWasm(t *testing.T) {
 	}
 }
 
-// bbolt stays inside core/store: every other core package reaches storage through interfaces.
-func TestOnlyStoreImportsBbolt(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./core/...").CombinedOutput()
+// bbolt stays inside core/store and robfig/cron inside core/scheduler: every other package reaches storage through
+// interfaces and schedules through the scheduler.
+func TestOneOwnerPerLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
+	owners := map[string]string{
+		"go.etcd.io/bbolt":          "github.com/crosscast/crosscast/core/store",
+		"github.com/robfig/cron/v3": "github.com/crosscast/crosscast/core/scheduler",
+	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		pkg, imports, _ := strings.Cut(line, " ")
-		if strings.Contains(imports, "go.etcd.io/bbolt") && pkg != "github.com/crosscast/crosscast/core/store" {
-			t.Errorf("%s imports bbolt; only core/store may", pkg)
+		for lib, owner := range owners {
+			if strings.Contains(" "+imports+" ", " "+lib+" ") && pkg != owner {
+				t.Errorf("%s imports %s; only %s may", pkg, lib, owner)
+			}
 		}
 	}
 }

@@ -90,10 +90,13 @@ func newFixture(t testing.TB) *fixture {
 		}
 		return contacts.Settings{Channels: w.Settings.Channels, PII: w.Settings.PII, IP: contacts.IPMode(w.Settings.IP)}, nil
 	}
+	stream := contacts.NewStream()
+	segs := segments.NewService(st, stream, log, nil)
+	t.Cleanup(segs.Close) // before the store closes (cleanups run last first)
 	f.deps = admin.Deps{
 		Workspaces: ws, Auth: as, Store: st, Plugins: plugins, Channels: plugins, Outboxes: outbox.New(st), Hooks: plugins,
 		Metrics: reg, Logger: log, Version: "test",
-		Contacts: contacts.NewService(st, settings, nil, log, nil), WriteKeys: st, Segments: segments.NewService(st, nil),
+		Contacts: contacts.NewService(st, settings, stream, log, nil), WriteKeys: st, Segments: segs,
 	}
 	f.srv = admin.New(f.deps, admin.Options{MaxBody: 4096})
 	f.srv.SetReady(true)

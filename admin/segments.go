@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,7 +21,65 @@ func (s *Server) segmentRoutes(api fiber.Router) {
 	api.Patch("/workspaces/:id/segments/:segment", s.updateSegment)
 	api.Delete("/workspaces/:id/segments/:segment", s.deleteSegment)
 	api.Get("/workspaces/:id/segments/:segment/members", s.segmentMembers)
+	api.Post("/workspaces/:id/segments/:segment/members", s.addMembers)
+	api.Delete("/workspaces/:id/segments/:segment/members", s.removeMembers)
+	api.Post("/workspaces/:id/segments/:segment/members/import", s.importMembers)
 	api.Get("/workspaces/:id/contacts/:contact/segments", s.contactSegments)
+	api.Get("/workspaces/:id/contacts/:contact/segment-history", s.segmentHistory)
+}
+
+func (s *Server) addMembers(c *fiber.Ctx) error    { return s.editMembers(c, true) }
+func (s *Server) removeMembers(c *fiber.Ctx) error { return s.editMembers(c, false) }
+
+// editMembers adds contacts to, or removes them from, a static list: {"contacts":[ids]} and/or {"emails":[...]}.
+func (s *Server) editMembers(c *fiber.Ctx, add bool) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleEditor)
+	if err != nil {
+		return err
+	}
+	var in segments.MemberInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	res, err := svc.EditMembers(c.UserContext(), ws, c.Params("segment"), in, add)
+	if err != nil {
+		return err
+	}
+	if res.NotFound == nil {
+		res.NotFound = []string{}
+	}
+	return c.JSON(res)
+}
+
+// importMembers adds (or, with ?remove=true, removes) the contacts of a CSV file to a static list.
+func (s *Server) importMembers(c *fiber.Ctx) error {
+	ws, svc, err := s.segmentScope(c, auth.RoleEditor)
+	if err != nil {
+		return err
+	}
+	add := c.Query("remove") != "true"
+	res, err := svc.ImportMembers(c.UserContext(), ws, c.Params("segment"), bytes.NewReader(c.Body()), add)
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+// segmentHistory lists a contact's segment entries and exits, newest first.
+func (s *Server) segmentHistory(c *fiber.Ctx) error {
+	svc, err := s.segmentsService()
+	if err != nil {
+		return err
+	}
+	p, err := s.contactPage(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := svc.History(c.UserContext(), p.ws, c.Params("contact"), p.cursor, p.limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(items, next))
 }
 
 // segmentsService answers 503 when the server runs without segments (tests of other features).
@@ -166,7 +225,7 @@ func (s *Server) previewSegment(c *fiber.Ctx) error {
 		}
 		sample = *in.Sample
 	}
-	n, err := segments.ParseRule(in.Rule)
+	n, err := svc.ParseRule(c.UserContext(), p.ws, in.Rule)
 	if err != nil {
 		return err
 	}

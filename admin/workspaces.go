@@ -139,5 +139,9 @@ func (s *Server) deleteWorkspace(c *fiber.Ctx) error {
 	if err := s.deps.Workspaces.Delete(c.UserContext(), c.Params("id"), c.Query("confirm")); err != nil {
 		return err
 	}
+	if s.deps.Segments != nil {
+		// A workspace created again under the same id must not find the old one's index.
+		s.deps.Segments.Forget(c.Params("id"))
+	}
 	return c.SendStatus(http.StatusNoContent)
 }

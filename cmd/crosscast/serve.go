@@ -18,6 +18,7 @@ import (
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/jobs"
 	"github.com/crosscast/crosscast/core/metrics"
+	"github.com/crosscast/crosscast/core/scheduler"
 	"github.com/crosscast/crosscast/core/segments"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
@@ -190,7 +191,20 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 		}
 	}()
 
-	contactSvc := contacts.NewService(st, contactSettings(wsSvc), contacts.NewStream(), log, nil)
+	stream := contacts.NewStream()
+	contactSvc := contacts.NewService(st, contactSettings(wsSvc), stream, log, nil)
+	segSvc := segments.NewService(st, stream, log, nil)
+	defer segSvc.Close() // idempotent: covers early returns; the shutdown below closes it before the store
+	contactSvc.AddExportSection(segSvc.ExportSection())
+	if err := startSegments(ctx, wsSvc, segSvc); err != nil {
+		return err
+	}
+	sched := scheduler.New(log)
+	if err := sched.Every("segments-recheck", segmentRecheck, segSvc.Recheck); err != nil {
+		return err
+	}
+	sched.Start()
+	defer func() { _ = sched.Stop(context.Background()) }()
 	runner, err := jobs.NewRunner(ctx, st, jobs.Options{Dir: filepath.Join(cfg.Storage.DataDir, "jobs")}, log)
 	if err != nil {
 		return err
@@ -201,7 +215,7 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	srv := admin.New(admin.Deps{
 		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
 		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
-		Contacts: contactSvc, WriteKeys: st, Jobs: runner, Segments: segments.NewService(st, nil),
+		Contacts: contactSvc, WriteKeys: st, Jobs: runner, Segments: segSvc,
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, MaxImport: cfg.Server.MaxImportBytes, PublicURL: cfg.Server.PublicURL,
 		TrustedProxies: cfg.Server.TrustedProxies,
@@ -225,10 +239,14 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("in-flight requests did not finish in time", "error", err)
 	}
-	// Jobs write their final records: before the store closes.
+	// Jobs and segment transitions write their final records: before the store closes.
+	if err := sched.Stop(shutdownCtx); err != nil {
+		log.Warn("scheduled jobs did not stop in time", "error", err)
+	}
 	if err := runner.Close(shutdownCtx); err != nil {
 		log.Warn("background jobs did not stop in time", "error", err)
 	}
+	segSvc.Close()
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)
 	}
@@ -260,6 +278,30 @@ func printBanner(w io.Writer, base string, cfg *config.Config, generated string)
 	default:
 		fmt.Fprintln(w, "  token:   use the owner token printed on first start, or set CROSSCAST_BOOTSTRAP_TOKEN and restart")
 	}
+}
+
+// segmentRecheck is how often timed segment conditions (windows, relative dates) are re-checked: a contact leaves
+// performed(..., within: 30d) at most this long after its 30 days end.
+const segmentRecheck = "@every 1m"
+
+// startSegments builds the segment index of every workspace before the server takes requests.
+func startSegments(ctx context.Context, wsSvc *workspaces.Service, segSvc *segments.Service) error {
+	var ids []string
+	after := ""
+	for {
+		page, next, err := wsSvc.List(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, w := range page {
+			ids = append(ids, w.ID)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	return segSvc.Start(ctx, ids)
 }
 
 // contactSettings reads the contacts settings of a workspace from its record.

@@ -32,7 +32,10 @@ func setup(t *testing.T) (*contacts.Service, *segments.Service) {
 		t.Fatal(err)
 	}
 	clock := func() time.Time { return now }
-	return contacts.NewService(st, nil, nil, log, clock), segments.NewService(st, clock)
+	stream := contacts.NewStream()
+	ss := segments.NewService(st, stream, log, clock)
+	t.Cleanup(ss.Close)
+	return contacts.NewService(st, nil, stream, log, clock), ss
 }
 
 func TestPreviewCountsWithAttributesTagsConsentAndEvents(t *testing.T) {
@@ -100,7 +103,7 @@ func TestPreviewCountsWithAttributesTagsConsentAndEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {
 			raw, _ := json.Marshal(tt.rule)
-			n, err := segments.ParseRule(raw)
+			n, err := segments.ParseRule(raw, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +148,7 @@ func TestParseRuleRefusesWithPositions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.raw, func(t *testing.T) {
-			_, err := segments.ParseRule(json.RawMessage(tc.raw))
+			_, err := segments.ParseRule(json.RawMessage(tc.raw), nil)
 			var v *errs.ValidationError
 			if !errors.As(err, &v) || v.Fields[0].Field != "rule" || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one on rule containing %q", err, tc.want)

@@ -9,22 +9,34 @@ import (
 
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/segments/index"
 	"github.com/crosscast/crosscast/core/segments/rule"
 )
 
-// Segment is a saved audience: a name and a rule.
+// Segment is a saved audience: a name and a rule, or a static list whose members are added and removed by hand.
 type Segment struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
-	// Rule is the rule's canonical text (rule.Format).
+	// Type is TypeRule or TypeStatic.
+	Type string `json:"type"`
+	// Rule is the rule's canonical text (rule.Format); empty for a static list.
 	Rule      string    `json:"rule"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// Segment types.
+const (
+	// TypeRule: membership follows the rule, kept up to date by the index.
+	TypeRule = "rule"
+	// TypeStatic: a list; contacts are added and removed through the API or an import.
+	TypeStatic = "static"
+)
+
 // Store keeps a workspace's segments. core/store implements it on the workspace's file.
 type Store interface {
 	contacts.Store
+	MemberStore
 	// PutSegment creates or replaces a segment.
 	PutSegment(ctx context.Context, ws string, s Segment) error
 	// DeleteSegment removes a segment (errs.ErrNotFound if there is none).
@@ -51,15 +63,35 @@ type catalog struct {
 func newCatalog(list []Segment) (*catalog, error) {
 	c := &catalog{byID: map[string]int{}, byName: map[string]int{}}
 	for _, s := range list {
-		n, err := rule.Parse(s.Rule)
-		if err != nil {
-			return nil, fmt.Errorf("stored segment %s does not parse: %w", s.ID, err)
+		if s.Type == "" {
+			s.Type = TypeRule // stored before static lists existed
+		}
+		var n rule.Node
+		if s.Type == TypeRule {
+			var err error
+			if n, err = rule.Parse(s.Rule); err != nil {
+				return nil, fmt.Errorf("stored segment %s does not parse: %w", s.ID, err)
+			}
 		}
 		c.byID[s.ID] = len(c.list)
 		c.byName[strings.ToLower(s.Name)] = len(c.list)
 		c.list = append(c.list, compiled{Segment: s, node: n})
 	}
 	return c, nil
+}
+
+func (c compiled) static() bool { return c.Type == TypeStatic }
+
+// def is the segment as the index takes it.
+func (c compiled) def() index.Def { return index.Def{ID: c.ID, Name: c.Name, Rule: c.node} }
+
+// ids returns every segment id.
+func (c *catalog) ids() []string {
+	out := make([]string, len(c.list))
+	for i, s := range c.list {
+		out[i] = s.ID
+	}
+	return out
 }
 
 // find returns the segment a reference names: an id, or a name (case-insensitive).

@@ -5,20 +5,83 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/errs"
 	"github.com/crosscast/crosscast/core/segments/rule"
+	"github.com/hashicorp/go-hclog"
 )
 
-// Input is what a caller sets on a segment: a name and a rule (text, or the JSON form of its tree). In an update,
-// absent fields are unchanged.
+// Service keeps segments: their definitions in the store, their live membership in one in-memory index per
+// workspace (fed by the contacts change stream), and the record of who entered and left them.
+type Service struct {
+	store Store
+	now   func() time.Time
+	log   hclog.Logger
+	// mu serialises changes to segments, so that two writes never make a cycle or a duplicate name together.
+	mu sync.Mutex
+
+	spacesMu sync.Mutex
+	spaces   map[string]*space
+
+	listenMu  sync.Mutex
+	listeners []TransitionListener
+
+	rec         *recorder
+	unsubscribe func()
+}
+
+// NewService returns a Service over the store, subscribed to the contacts change stream (nil: none, for tests that
+// only define segments). now may be nil for time.Now. Close it to record what is pending.
+func NewService(store Store, stream *contacts.Stream, log hclog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Service{store: store, now: now, log: log.Named("segments"), spaces: map[string]*space{}}
+	s.rec = newRecorder(store, s.log, func(ws string) []string {
+		cat, err := s.catalog(context.Background(), ws)
+		if err != nil {
+			return nil
+		}
+		return cat.ids()
+	})
+	if stream != nil {
+		s.unsubscribe = stream.Subscribe(s.onChange)
+	}
+	return s
+}
+
+// Close stops following the change stream and writes the transitions not yet recorded.
+func (s *Service) Close() {
+	if s.unsubscribe != nil {
+		s.unsubscribe()
+	}
+	s.rec.close()
+}
+
+// catalog loads the workspace's segments.
+func (s *Service) catalog(ctx context.Context, ws string) (*catalog, error) {
+	list, err := s.store.ListSegments(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	return newCatalog(list)
+}
+
+// Input is what a caller sets on a segment: a name, and a rule (text, or the JSON form of its tree) or the type
+// "static" for a list. In an update, absent fields are unchanged.
 type Input struct {
 	Name *string         `json:"name"`
+	Type *string         `json:"type"`
 	Rule json.RawMessage `json:"rule"`
 }
 
-// Counted is a segment with how many contacts match it now.
+// Counted is a segment with how many contacts are in it now.
 type Counted struct {
 	Segment
 	Count int `json:"count"`
@@ -32,8 +95,8 @@ func validateName(name string) (string, error) {
 	return name, nil
 }
 
-// Create saves a new segment. Names are unique in a workspace (ignoring case); in_segment references must name
-// saved segments, without cycles.
+// Create saves a new segment and computes its membership. Names are unique in a workspace (ignoring case);
+// in_segment references must name saved segments, without cycles.
 func (s *Service) Create(ctx context.Context, ws string, in Input) (Counted, error) {
 	if in.Name == nil {
 		return Counted{}, errs.Invalid("name", "is required: 1-200 characters")
@@ -42,9 +105,26 @@ func (s *Service) Create(ctx context.Context, ws string, in Input) (Counted, err
 	if err != nil {
 		return Counted{}, err
 	}
-	n, err := ParseRule(in.Rule)
+	typ := TypeRule
+	if in.Type != nil {
+		typ = *in.Type
+	}
+	ix, err := s.space(ctx, ws)
 	if err != nil {
 		return Counted{}, err
+	}
+	var n rule.Node
+	switch typ {
+	case TypeRule:
+		if n, err = ParseRule(in.Rule, ix); err != nil {
+			return Counted{}, err
+		}
+	case TypeStatic:
+		if len(in.Rule) > 0 && string(in.Rule) != "null" {
+			return Counted{}, errs.Invalid("rule", "a static list has no rule: add members with POST .../members")
+		}
+	default:
+		return Counted{}, errs.Invalid("type", "must be %q (the default) or %q", TypeRule, TypeStatic)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -56,81 +136,74 @@ func (s *Service) Create(ctx context.Context, ws string, in Input) (Counted, err
 		return Counted{}, fmt.Errorf("a segment named %q already exists: %w", name, errs.ErrConflict)
 	}
 	now := s.now().UTC()
-	seg := Segment{ID: "seg_" + contacts.NewID(now), Name: name, Rule: rule.Format(n), CreatedAt: now, UpdatedAt: now}
-	if err := cat.check(seg.ID, n); err != nil {
+	seg := compiled{Segment: Segment{ID: "seg_" + contacts.NewID(now), Name: name, Type: typ, CreatedAt: now, UpdatedAt: now}, node: n}
+	if n != nil {
+		seg.Rule = rule.Format(n)
+		if err := cat.check(seg.ID, n); err != nil {
+			return Counted{}, err
+		}
+	}
+	if err := s.store.PutSegment(ctx, ws, seg.Segment); err != nil {
 		return Counted{}, err
 	}
-	if err := s.store.PutSegment(ctx, ws, seg); err != nil {
-		return Counted{}, err
-	}
-	return s.Get(ctx, ws, seg.ID)
+	s.publish(ctx, ws, s.stamp(ix.PutSegment(ctx, seg.def(), now), now, ReasonRule))
+	count, _ := ix.Count(seg.ID)
+	return Counted{Segment: seg.Segment, Count: count}, nil
 }
 
 // Get returns a segment with its count.
 func (s *Service) Get(ctx context.Context, ws, id string) (Counted, error) {
-	cat, err := s.catalog(ctx, ws)
+	list, err := s.counted(ctx, ws, id)
 	if err != nil {
 		return Counted{}, err
 	}
-	seg, ok := cat.byIDOnly(id)
-	if !ok {
-		return Counted{}, fmt.Errorf("segment %q: %w", id, errs.ErrNotFound)
-	}
-	counts, err := s.counts(ctx, ws, cat, []compiled{seg})
-	if err != nil {
-		return Counted{}, err
-	}
-	return Counted{Segment: seg.Segment, Count: counts[0]}, nil
+	return list[0], nil
 }
 
-// List returns every segment of the workspace with its count, computed in one pass over the contacts.
+// List returns every segment of the workspace with its count.
 func (s *Service) List(ctx context.Context, ws string) ([]Counted, error) {
+	return s.counted(ctx, ws, "")
+}
+
+// counted returns one segment (id) or all ("") with their counts from the index.
+func (s *Service) counted(ctx context.Context, ws, id string) ([]Counted, error) {
+	ix, err := s.space(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
 	cat, err := s.catalog(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
-	counts, err := s.counts(ctx, ws, cat, cat.list)
-	if err != nil {
-		return nil, err
+	list := cat.list
+	if id != "" {
+		seg, ok := cat.byIDOnly(id)
+		if !ok {
+			return nil, fmt.Errorf("segment %q: %w", id, errs.ErrNotFound)
+		}
+		list = []compiled{seg}
 	}
-	out := make([]Counted, len(cat.list))
-	for i, seg := range cat.list {
-		out[i] = Counted{Segment: seg.Segment, Count: counts[i]}
+	out := make([]Counted, len(list))
+	for i, seg := range list {
+		n, _ := ix.Count(seg.ID)
+		out[i] = Counted{Segment: seg.Segment, Count: n}
 	}
 	return out, nil
 }
 
-// counts evaluates segs over every contact in one scan.
-func (s *Service) counts(ctx context.Context, ws string, cat *catalog, segs []compiled) ([]int, error) {
-	counts := make([]int, len(segs))
-	if len(segs) == 0 {
-		return counts, nil
-	}
-	_, err := s.scan(ctx, ws, "", cat, func(_ *contacts.Contact, sub *subject) bool {
-		for i, seg := range segs {
-			if sub.InSegment(seg.ID) {
-				counts[i]++
-			}
-		}
-		return true
-	})
-	return counts, err
-}
-
-// Update changes a segment's name and/or rule.
+// Update changes a segment's name and/or rule; a new rule recomputes its membership (and that of the segments
+// using it) and publishes the transitions.
 func (s *Service) Update(ctx context.Context, ws, id string, in Input) (Counted, error) {
 	var name string
-	var n rule.Node
 	var err error
 	if in.Name != nil {
 		if name, err = validateName(*in.Name); err != nil {
 			return Counted{}, err
 		}
 	}
-	if len(in.Rule) > 0 {
-		if n, err = ParseRule(in.Rule); err != nil {
-			return Counted{}, err
-		}
+	ix, err := s.space(ctx, ws)
+	if err != nil {
+		return Counted{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,6 +214,9 @@ func (s *Service) Update(ctx context.Context, ws, id string, in Input) (Counted,
 	seg, ok := cat.byIDOnly(id)
 	if !ok {
 		return Counted{}, fmt.Errorf("segment %q: %w", id, errs.ErrNotFound)
+	}
+	if in.Type != nil && *in.Type != seg.Type {
+		return Counted{}, errs.Invalid("type", "cannot change: create a new segment instead")
 	}
 	if in.Name != nil {
 		if other, taken := cat.byName[strings.ToLower(name)]; taken && cat.list[other].ID != id {
@@ -153,21 +229,35 @@ func (s *Service) Update(ctx context.Context, ws, id string, in Input) (Counted,
 		}
 		seg.Name = name
 	}
-	if n != nil {
+	if len(in.Rule) > 0 {
+		if seg.static() {
+			return Counted{}, errs.Invalid("rule", "a static list has no rule")
+		}
+		n, err := ParseRule(in.Rule, ix)
+		if err != nil {
+			return Counted{}, err
+		}
 		if err := cat.check(id, n); err != nil {
 			return Counted{}, err
 		}
-		seg.Rule = rule.Format(n)
+		seg.node, seg.Rule = n, rule.Format(n)
 	}
-	seg.UpdatedAt = s.now().UTC()
+	now := s.now().UTC()
+	seg.UpdatedAt = now
 	if err := s.store.PutSegment(ctx, ws, seg.Segment); err != nil {
 		return Counted{}, err
 	}
-	return s.Get(ctx, ws, id)
+	s.publish(ctx, ws, s.stamp(ix.PutSegment(ctx, seg.def(), now), now, ReasonRule))
+	count, _ := ix.Count(seg.ID)
+	return Counted{Segment: seg.Segment, Count: count}, nil
 }
 
 // Delete removes a segment, refusing when another segment's rule uses it (naming them).
 func (s *Service) Delete(ctx context.Context, ws, id string) error {
+	ix, err := s.space(ctx, ws)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cat, err := s.catalog(ctx, ws)
@@ -181,10 +271,15 @@ func (s *Service) Delete(ctx context.Context, ws, id string) error {
 	if deps := cat.dependants(seg); len(deps) > 0 {
 		return fmt.Errorf("segment %q is used by %s: change or delete those first: %w", seg.Name, strings.Join(deps, ", "), errs.ErrConflict)
 	}
-	return s.store.DeleteSegment(ctx, ws, id)
+	if err := s.store.DeleteSegment(ctx, ws, id); err != nil {
+		return err
+	}
+	ix.RemoveSegment(id)
+	return nil
 }
 
-// Members returns up to limit contacts of a segment after the cursor (a contact id), and the next cursor.
+// Members returns up to limit contacts of a segment after the cursor (a contact id), in id order, and the next
+// cursor.
 func (s *Service) Members(ctx context.Context, ws, id, cursor string, limit int) ([]contacts.Contact, string, error) {
 	if limit < 1 || limit > 1000 {
 		return nil, "", errs.Invalid("limit", "must be between 1 and 1000")
@@ -192,28 +287,34 @@ func (s *Service) Members(ctx context.Context, ws, id, cursor string, limit int)
 	if cursor != "" && !contacts.ValidID(cursor) {
 		return nil, "", errs.Invalid("cursor", "is not a cursor this API returned")
 	}
-	cat, err := s.catalog(ctx, ws)
+	ix, err := s.space(ctx, ws)
 	if err != nil {
 		return nil, "", err
 	}
-	seg, ok := cat.byIDOnly(id)
-	if !ok {
+	if _, ok := ix.Count(id); !ok || !idPattern.MatchString(id) {
 		return nil, "", fmt.Errorf("segment %q: %w", id, errs.ErrNotFound)
 	}
-	var out []contacts.Contact
-	next := ""
-	_, err = s.scan(ctx, ws, cursor, cat, func(c *contacts.Contact, sub *subject) bool {
-		if !sub.InSegment(seg.ID) {
-			return true
-		}
-		if len(out) == limit {
-			next = out[len(out)-1].ID
-			return false
-		}
-		out = append(out, *c)
-		return true
-	})
+	ids, next := ix.Members(id, cursor, limit)
+	out, err := s.load(ctx, ws, ids)
 	return out, next, err
+}
+
+// load reads contacts by id in one snapshot, skipping those deleted since.
+func (s *Service) load(ctx context.Context, ws string, ids []string) ([]contacts.Contact, error) {
+	out := make([]contacts.Contact, 0, len(ids))
+	err := s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
+		for _, id := range ids {
+			c, ok, err := tx.Get(id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, c)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // OfContact returns the segments contact id is in now.
@@ -221,30 +322,25 @@ func (s *Service) OfContact(ctx context.Context, ws, id string) ([]Segment, erro
 	if !contacts.ValidID(id) {
 		return nil, fmt.Errorf("contact %q: %w", id, errs.ErrNotFound)
 	}
+	ix, err := s.space(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	ids, ok := ix.OfContact(id)
+	if !ok {
+		return nil, fmt.Errorf("contact %q: %w", id, errs.ErrNotFound)
+	}
 	cat, err := s.catalog(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
 	out := []Segment{}
-	found := false
-	err = s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
-		c, ok, err := tx.Get(id)
-		if err != nil || !ok {
-			return err
+	for _, sid := range ids {
+		if seg, ok := cat.byIDOnly(sid); ok {
+			out = append(out, seg.Segment)
 		}
-		found = true
-		sub := &subject{tx: tx, c: &c, cat: cat, now: s.now().UTC()}
-		for _, seg := range cat.list {
-			if sub.InSegment(seg.ID) {
-				out = append(out, seg.Segment)
-			}
-		}
-		return nil
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("contact %q: %w", id, errs.ErrNotFound)
 	}
-	return out, err
+	return out, nil
 }
 
 // byIDOnly finds a segment by id.

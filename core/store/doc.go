@@ -43,6 +43,13 @@
 //	├── merges_into/            <survivor id> NUL <merged-away id> -> ""
 //	├── suppression/            <SHA-256 hex of "email:"/"phone:" + value> -> RFC 3339 time    (erased contacts)
 //	├── segments/               <segment id> -> JSON segments.Segment (name, canonical rule text)      (schema 3)
+//	├── segment_members/        <segment id> NUL <contact id> -> uint64 big-endian unix nanos: member since    (schema 4)
+//	│                           (segments.go: the recorded member set; rows of a segment go with DeleteSegment)
+//	├── segment_history/        <contact id> NUL <timestamp: uint64 big-endian unix nanos + 2^63> <uint64
+//	│                           big-endian seq> <segment id> -> 'e' (entered) or 'x' (exited), then the reason
+//	│                           (schema 4; seq is the bucket's NextSequence, so two transitions in the same
+//	│                           nanosecond never share a key and keep the order they were recorded in; history
+//	│                           outlives DeleteSegment and goes only with ForgetContact)
 //	├── audit/                  <uint64 big-endian unix nanos + 2^63> <uint64 big-endian seq> -> JSON contacts.AuditEntry
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
 //	    └── <plugin name>/      one space per plugin (name: 1-64 bytes, no "/" or NUL)
@@ -88,6 +95,9 @@ var (
 	bucketSuppression = []byte("suppression")
 	bucketAudit       = []byte("audit")
 	bucketSegments    = []byte("segments")
+	// bucketSegmentMembers and bucketSegmentHistory hold the recorded side of segment membership (segments.go).
+	bucketSegmentMembers = []byte("segment_members")
+	bucketSegmentHistory = []byte("segment_history")
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")

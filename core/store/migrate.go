@@ -35,6 +35,9 @@ func workspaceMigrations() []migration {
 				bucketSuppression, bucketAudit)
 		}},
 		{3, "create segments bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketSegments) }},
+		{4, "create segment_members and segment_history buckets", func(tx *bolt.Tx) error {
+			return createBuckets(tx, bucketSegmentMembers, bucketSegmentHistory)
+		}},
 	}
 }
 

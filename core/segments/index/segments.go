@@ -477,3 +477,39 @@ func (ix *Index) Stats() Stats {
 	}
 	return st
 }
+
+// PutSegments adds or replaces several segments at once (the start-up rebuild): one relink, then each membership
+// computed once, referenced segments first. Transitions are not returned: start-up compares with what was
+// recorded instead.
+func (ix *Index) PutSegments(ctx context.Context, defs []Def, now time.Time) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, def := range defs {
+		s := ix.segs[def.ID]
+		if s == nil {
+			s = &segment{}
+			ix.segs[def.ID] = s
+		} else {
+			delete(ix.byName, strings.ToLower(s.Name))
+		}
+		s.Def = def
+		ix.byName[strings.ToLower(def.Name)] = s
+	}
+	ix.relink()
+	for _, s := range ix.order {
+		if s.static() {
+			continue
+		}
+		p := ix.newPass(ctx, now, false)
+		var sink []Transition
+		for slot, id := range ix.ids {
+			if id == "" {
+				continue
+			}
+			sink = ix.judge(p, s, int32(slot), sink[:0])
+			if s.c.next != nil {
+				ix.setDue(int32(slot), earliestDue(ix.dueOf(int32(slot)), s.c.next(p, int32(slot))))
+			}
+		}
+	}
+}
