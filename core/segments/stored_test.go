@@ -43,7 +43,7 @@ func (s storedSubject) Attribute(name string) (contacts.Value, bool) {
 	v, ok := s.c.Attributes[name]
 	return v, ok
 }
-func (s storedSubject) HasTag(tag string) bool                  { return s.c.HasTag(tag) }
+func (s storedSubject) HasTag(tag string) bool                   { return s.c.HasTag(tag) }
 func (s storedSubject) Consent(ch string) contacts.ConsentStatus { return s.c.ConsentOn(ch) }
 func (s storedSubject) Score(string) (float64, bool)             { return 0, false }
 func (s storedSubject) InSegment(ref string) bool                { return rule.Eval(s.segs[ref], s, s.now) }
