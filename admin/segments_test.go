@@ -104,3 +104,62 @@ func TestSegmentsAPI(t *testing.T) {
 		})
 	}
 }
+
+func TestStaticListsAndHistoryAPI(t *testing.T) {
+	f := newFixture(t)
+	ana := f.createContact(t, `{"email":"ana@example.com","attributes":{"country":"FR"},"tags":["vip"]}`)
+	bob := f.createContact(t, `{"email":"bob@example.com","attributes":{"country":"DE"}}`)
+	base := "/api/v1/workspaces/acme/segments"
+	resp, data := f.do(t, "POST", base, "acme-admin", `{"name":"Webinar","type":"static"}`)
+	if resp.StatusCode != 201 || !strings.Contains(string(data), `"type":"static"`) || !strings.Contains(string(data), `"count":0`) {
+		t.Fatalf("create list: %d %s", resp.StatusCode, data)
+	}
+	var list struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(data, &list)
+	resp, data = f.do(t, "POST", base, "acme-admin", `{"name":"French","rule":"country = \"FR\""}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create rule segment: %d %s", resp.StatusCode, data)
+	}
+	var french struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(data, &french)
+	members := base + "/" + list.ID + "/members"
+	tests := []struct {
+		name, method, url, token, body string
+		status                         int
+		want                           []string
+	}{
+		{"add by id and email", "POST", members, "acme-admin", `{"contacts":["` + ana.ID + `"],"emails":["bob@example.com","zed@example.com"]}`, 200,
+			[]string{`"changed":2`, `"count":2`, `"not_found":["zed@example.com"]`}},
+		{"members", "GET", members, "acme-viewer", "", 200, []string{ana.ID, bob.ID}},
+		{"remove", "DELETE", members, "acme-admin", `{"contacts":["` + bob.ID + `"]}`, 200, []string{`"changed":1`, `"count":1`}},
+		{"import CSV", "POST", members + "/import", "acme-admin", "email\nbob@example.com\nana@example.com\n", 200, []string{`"changed":1`, `"unchanged":1`, `"count":2`}},
+		{"import CSV without a key column", "POST", members + "/import", "acme-admin", "name\nBob\n", 400, []string{"no id, contact_id or email column"}},
+		{"remove by CSV", "POST", members + "/import?remove=true", "acme-admin", "id\n" + bob.ID + "\n", 200, []string{`"changed":1`, `"count":1`}},
+		{"viewer cannot edit", "POST", members, "acme-viewer", `{"contacts":["` + bob.ID + `"]}`, 403, nil},
+		{"empty edit", "POST", members, "acme-admin", `{}`, 400, []string{"give 1 to"}},
+		{"rule segments take no members", "POST", base + "/" + french.ID + "/members", "acme-admin", `{"contacts":["` + bob.ID + `"]}`, 409, []string{"follows its rule"}},
+		{"a list has no rule", "PATCH", base + "/" + list.ID, "acme-admin", `{"rule":"email exists"}`, 400, []string{"no rule"}},
+		{"unknown type", "POST", base, "acme-admin", `{"name":"Z","type":"smart"}`, 400, []string{"type"}},
+		{"history of a contact", "GET", "/api/v1/workspaces/acme/contacts/" + bob.ID + "/segment-history", "acme-viewer", "", 200,
+			[]string{`"entered":false`, `"reason":"manual"`, `"segment_name":"Webinar"`}},
+		{"history of an unknown contact", "GET", "/api/v1/workspaces/acme/contacts/nope/segment-history", "acme-viewer", "", 404, nil},
+		{"bad rule kind", "POST", base, "acme-admin", `{"name":"Odd","rule":"country > 5"}`, 400, []string{`'country' is text`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, data := f.do(t, tc.method, tc.url, tc.token, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, data)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(data), w) {
+					t.Errorf("response lacks %q: %s", w, data)
+				}
+			}
+		})
+	}
+}
