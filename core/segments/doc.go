@@ -1,7 +1,13 @@
-// Package segments owns audiences: saved segments, their membership, and the evaluation of rules (written in the
-// language of core/segments/rule) against a workspace's contacts and events.
+// Package segments owns audiences: saved segments (rules and static lists), their live membership, the
+// transitions of contacts entering and leaving them, and the evaluation of rules (written in the language of
+// core/segments/rule) against a workspace's contacts and events.
 //
-// This first part evaluates a rule by scanning the stored contacts with the reference evaluator (Preview): exact,
-// and the semantics the in-memory index (next part of issue 5) must match, but linear in the contacts and their
-// events. It imports the standard library, core/errs, core/contacts, core/events and core/segments/rule.
+// Membership lives in one in-memory index per workspace (core/segments/index), built from the store at start and
+// kept in step by the contacts change stream: a count read right after a write already reflects it. Transitions
+// are published to listeners (campaign triggers) as they happen and recorded in the store in the background; at
+// start, the rebuilt index is compared with what was recorded, so nothing is lost across a crash. Recheck, run by
+// the scheduler, handles conditions that change with time alone.
+//
+// It imports the standard library, go-hclog, core/errs, core/contacts, core/events and core/segments/{rule,index}.
+// Storage is reached through Store (core/store implements it).
 package segments
