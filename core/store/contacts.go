@@ -193,7 +193,7 @@ func (t *contactsTx) Get(id string) (contacts.Contact, bool, error) {
 		return contacts.Contact{}, false, nil
 	}
 	var c contacts.Contact
-	if err := json.Unmarshal(v, &c); err != nil {
+	if err := contacts.Decode(v, &c); err != nil {
 		return contacts.Contact{}, false, fmt.Errorf("decoding contact %s: %w", id, err)
 	}
 	c.LastSeenAt = t.seen(id)
@@ -379,7 +379,7 @@ func (t *contactsTx) Scan(after string, fn func(contacts.Contact) bool) error {
 	}
 	for ; k != nil; k, v = c.Next() {
 		var ct contacts.Contact
-		if err := json.Unmarshal(v, &ct); err != nil {
+		if err := contacts.Decode(v, &ct); err != nil {
 			return fmt.Errorf("decoding contact %s: %w", k, err)
 		}
 		ct.LastSeenAt = t.seen(ct.ID)
