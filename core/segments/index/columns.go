@@ -2,7 +2,6 @@ package index
 
 import (
 	"math"
-	"math/bits"
 	"slices"
 	"time"
 
@@ -214,14 +213,6 @@ func (b *bitset) put(slot int32, on bool) {
 	} else {
 		(*b)[w] &^= 1 << (uint(slot) & 63)
 	}
-}
-
-func (b bitset) count() int {
-	n := 0
-	for _, w := range b {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }
 
 // consents holds one channel's consent by slot.

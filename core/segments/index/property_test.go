@@ -329,9 +329,7 @@ func TestIndexAgreesWithReference(t *testing.T) {
 				default: // deletion or merge into another contact
 					other := ids[g.r.IntN(len(ids))]
 					if _, live := w.contacts[other]; live && other != id && g.r.IntN(2) == 0 {
-						for _, e := range w.events[id] {
-							w.events[other] = append(w.events[other], e)
-						}
+						w.events[other] = append(w.events[other], w.events[id]...)
 						sort.SliceStable(w.events[other], func(i, j int) bool { return w.events[other][i].at.Before(w.events[other][j].at) })
 						ch.Merged = []contacts.Merge{{From: id, Into: other}}
 						ch.Contacts = []contacts.Contact{*w.contacts[other]}
