@@ -67,11 +67,7 @@ func (s *Server) importMembers(c *fiber.Ctx) error {
 
 // segmentHistory lists a contact's segment entries and exits, newest first.
 func (s *Server) segmentHistory(c *fiber.Ctx) error {
-	svc, err := s.segmentsService()
-	if err != nil {
-		return err
-	}
-	p, err := s.contactPage(c)
+	p, svc, err := s.segmentPage(c)
 	if err != nil {
 		return err
 	}
@@ -98,6 +94,16 @@ func (s *Server) segmentScope(c *fiber.Ctx, min auth.Role) (string, *segments.Se
 	}
 	ws, err := s.existingWorkspace(c, min)
 	return ws, svc, err
+}
+
+// segmentPage is a paged, masked read of contacts (contactPage) through the segments service.
+func (s *Server) segmentPage(c *fiber.Ctx) (contactPage, *segments.Service, error) {
+	svc, err := s.segmentsService()
+	if err != nil {
+		return contactPage{}, nil, err
+	}
+	p, err := s.contactPage(c)
+	return p, svc, err
 }
 
 func (s *Server) listSegments(c *fiber.Ctx) error {
@@ -168,11 +174,7 @@ func (s *Server) deleteSegment(c *fiber.Ctx) error {
 }
 
 func (s *Server) segmentMembers(c *fiber.Ctx) error {
-	svc, err := s.segmentsService()
-	if err != nil {
-		return err
-	}
-	p, err := s.contactPage(c)
+	p, svc, err := s.segmentPage(c)
 	if err != nil {
 		return err
 	}
@@ -206,11 +208,7 @@ type previewInput struct {
 
 // previewSegment counts the contacts a rule matches now and returns a sample (masked for roles without PII).
 func (s *Server) previewSegment(c *fiber.Ctx) error {
-	svc, err := s.segmentsService()
-	if err != nil {
-		return err
-	}
-	p, err := s.contactPage(c)
+	p, svc, err := s.segmentPage(c)
 	if err != nil {
 		return err
 	}

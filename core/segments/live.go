@@ -202,17 +202,18 @@ func (s *Service) notify(ctx context.Context, ws string, ts []Transition) {
 // ended), and publishes the transitions. The scheduler runs it every minute.
 func (s *Service) Recheck(ctx context.Context) {
 	s.spacesMu.Lock()
-	list := make(map[string]*space, len(s.spaces))
-	for ws, sp := range s.spaces {
-		list[ws] = sp
+	list := make([]string, 0, len(s.spaces))
+	for ws := range s.spaces {
+		list = append(list, ws)
 	}
 	s.spacesMu.Unlock()
 	now := s.now().UTC()
-	for ws, sp := range list {
-		if sp.ix == nil {
+	for _, ws := range list {
+		ix, err := s.space(ctx, ws) // waits for a build in progress
+		if err != nil {
 			continue
 		}
-		s.publish(ctx, ws, s.stamp(sp.ix.Recheck(ctx, now), now, ReasonTime))
+		s.publish(ctx, ws, s.stamp(ix.Recheck(ctx, now), now, ReasonTime))
 	}
 }
 

@@ -1,16 +1,11 @@
 package segments_test
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -19,6 +14,7 @@ import (
 	"github.com/crosscast/crosscast/core/events"
 	"github.com/crosscast/crosscast/core/segments"
 	"github.com/crosscast/crosscast/core/segments/index"
+	"github.com/crosscast/crosscast/core/segments/internal/synth"
 	"github.com/crosscast/crosscast/core/segments/rule"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
@@ -47,7 +43,7 @@ import (
 //     RebuildTx's ScanEventNames and LoadEvent, PutSegments, StoredMembers compared with EachMember), each timed;
 //     and the two scans alone (decoding without loading), to split store from index.
 func BenchmarkRebuild(b *testing.B) {
-	g := newRebuildGen()
+	g := synth.New()
 	dir := rebuildData(b, g)
 	ctx := context.Background()
 	log := hclog.NewNullLogger()
@@ -184,12 +180,12 @@ func storeCounts(b *testing.B, st *store.Store) (n, e int) {
 	return n, e
 }
 
-// rebuildDataVersion names the generated data: change it when rebuildGen changes, so that old caches are not reused.
-const rebuildDataVersion = "v1"
+// rebuildDataVersion names the generated data: change it when the synth package or the fill changes, so that old caches are not reused.
+const rebuildDataVersion = "v2"
 
 const rebuildWS = "bench"
 
-var rebuildNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+var rebuildNow = synth.Now
 
 // The five saved segments: the goals' two rules, a tag and consent rule, a window on the most common event, and a
 // reference to another segment.
@@ -202,10 +198,10 @@ var rebuildSegments = []struct{ name, rule string }{
 }
 
 // rebuildData returns the filled data dir, filling it first if the cache is absent or incomplete.
-func rebuildData(b *testing.B, g rebuildGen) string {
+func rebuildData(b *testing.B, g synth.Gen) string {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("crosscast-bench-segments-%s-%dx%s", rebuildDataVersion, g.n,
-		strconv.FormatFloat(g.perContact, 'f', -1, 64)))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("crosscast-bench-segments-%s-%dx%s", rebuildDataVersion, g.N,
+		strconv.FormatFloat(g.PerContact, 'f', -1, 64)))
 	marker := filepath.Join(dir, "complete")
 	if _, err := os.Stat(marker); err == nil {
 		b.Logf("reusing the data dir %s", dir)
@@ -235,7 +231,7 @@ type fillBatch struct {
 // rebuildTxRecords is the number of records (contacts and events) written per transaction.
 const rebuildTxRecords = 20_000
 
-func fillRebuildData(dir string, g rebuildGen) error {
+func fillRebuildData(dir string, g synth.Gen) error {
 	ctx := context.Background()
 	log := hclog.NewNullLogger()
 	st, err := store.Open(ctx, store.Options{Dir: dir, Logger: log}) // no fsync: the data is disposable
@@ -253,18 +249,22 @@ func fillRebuildData(dir string, g rebuildGen) error {
 	go func() {
 		defer close(batches)
 		var cur fillBatch
-		var buf []rebuildEvent
+		var buf []synth.Event
 		var msg uint64
-		for i := range g.n {
+		for i := range g.N {
 			var c contacts.Contact
-			c, buf = g.contact(i, buf)
+			c, buf = g.Contact(i, buf)
+			// Names make the stored profiles as large as real ones (the index does not read them).
+			c.Attributes["first_name"] = contacts.StringValue("Camille")
+			c.Attributes["last_name"] = contacts.StringValue("Martin")
 			cur.people = append(cur.people, c)
 			anon := fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", uint32(i), i>>16&0xffff, i&0xfff, (i*7)&0xfff, uint64(i)*2654435761&0xffffffffffff)
-			for _, re := range buf {
+			for k, re := range buf {
 				msg++
+				at := time.Unix(0, re.At).UTC()
 				e := events.Event{MessageID: fmt.Sprintf("00000000-0000-4000-8000-%012x", msg), Type: events.Track,
-					Name: rebuildEventNames[re.name], ContactID: c.ID, AnonymousID: anon, Properties: re.props,
-					Context: rebuildContext(c.Locale), Timestamp: re.at, ReceivedAt: re.at.Add(150 * time.Millisecond)}
+					Name: synth.EventNames[re.Name], ContactID: c.ID, AnonymousID: anon, Properties: synth.Properties(i, k, re),
+					Context: rebuildContext(c.Locale), Timestamp: at, ReceivedAt: at.Add(150 * time.Millisecond)}
 				data, err := events.Encode(e)
 				if err != nil {
 					errc <- err
@@ -329,200 +329,4 @@ func fillRebuildData(dir string, g rebuildGen) error {
 // calls carry: events are about a third smaller than analytics.js's).
 func rebuildContext(locale string) []byte {
 	return []byte(`{"library":{"name":"analytics.js","version":"5.2.0"},"locale":"` + locale + `","ip":"203.0.113.0"}`)
-}
-
-// The generated data: as core/segments/index's BenchmarkIndexBuild's (a skewed list of 20 countries, 4 plans, age,
-// a sign-up over 3 years, ltv, a city among 1000, newsletter; 10% vip; 60% subscribed to email), with properties
-// on the events since these are stored.
-
-var (
-	rebuildEventNames = []string{"Page Viewed", "Product Viewed", "Order Completed", "Cart Abandoned"}
-	rebuildEventShare = []float64{0.60, 0.25, 0.10, 0.05}
-	rebuildCountries  = []struct {
-		code, locale, tz string
-		weight           float64
-	}{
-		{"US", "en-US", "America/New_York", 24}, {"GB", "en-GB", "Europe/London", 10}, {"FR", "fr-FR", "Europe/Paris", 9},
-		{"DE", "de-DE", "Europe/Berlin", 9}, {"CA", "en-CA", "America/Toronto", 5}, {"ES", "es-ES", "Europe/Madrid", 5},
-		{"IT", "it-IT", "Europe/Rome", 4}, {"NL", "nl-NL", "Europe/Amsterdam", 4}, {"BR", "pt-BR", "America/Sao_Paulo", 4},
-		{"AU", "en-AU", "Australia/Sydney", 3}, {"IN", "en-IN", "Asia/Kolkata", 3}, {"BE", "fr-BE", "Europe/Brussels", 3},
-		{"PL", "pl-PL", "Europe/Warsaw", 2.5}, {"SE", "sv-SE", "Europe/Stockholm", 2}, {"CH", "de-CH", "Europe/Zurich", 2},
-		{"AT", "de-AT", "Europe/Vienna", 2}, {"PT", "pt-PT", "Europe/Lisbon", 2}, {"MX", "es-MX", "America/Mexico_City", 2},
-		{"JP", "ja-JP", "Asia/Tokyo", 1.5}, {"IE", "en-IE", "Europe/Dublin", 1},
-	}
-	rebuildPlans = []string{"free", "pro", "team", "enterprise"}
-)
-
-type cumulative []float64
-
-func newCumulative(ws []float64) cumulative {
-	out := make(cumulative, len(ws))
-	var sum, acc float64
-	for _, w := range ws {
-		sum += w
-	}
-	for i, w := range ws {
-		acc += w / sum
-		out[i] = acc
-	}
-	out[len(out)-1] = 1
-	return out
-}
-
-func (c cumulative) pick(r *rand.Rand) int { return min(sort.SearchFloat64s(c, r.Float64()), len(c)-1) }
-
-type rebuildGen struct {
-	n                   int
-	perContact          float64
-	means               [4]float64
-	step                int64
-	country, plan, city cumulative
-}
-
-type rebuildEvent struct {
-	at    time.Time
-	name  int
-	props []byte
-}
-
-func rebuildEnv(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
-func newRebuildGen() rebuildGen {
-	g := rebuildGen{n: int(rebuildEnv("CROSSCAST_BENCH_CONTACTS", 1_000_000)),
-		perContact: rebuildEnv("CROSSCAST_BENCH_EVENTS_PER_CONTACT", 10)}
-	for i, share := range rebuildEventShare {
-		g.means[i] = 1 / math.Log1p(1/(share*g.perContact)) // E[floor(X)] of an exponential X of mean m
-	}
-	g.step = (3 * 365 * 24 * time.Hour).Milliseconds() / int64(g.n)
-	ws := make([]float64, len(rebuildCountries))
-	for i, c := range rebuildCountries {
-		ws[i] = c.weight
-	}
-	g.country = newCumulative(ws)
-	g.plan = newCumulative([]float64{60, 25, 10, 5})
-	cw := make([]float64, 1000)
-	for i := range cw {
-		cw[i] = 1 / math.Pow(float64(i+1), 1.05)
-	}
-	g.city = newCumulative(cw)
-	return g
-}
-
-// rebuildID makes a contact id as contacts.NewID does, from the sign-up time and r.
-func rebuildID(ms int64, r *rand.Rand) string {
-	const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-	hi := uint64(ms)<<16 | r.Uint64()&0xffff
-	lo := r.Uint64()
-	var out [26]byte
-	for i := 25; i >= 0; i-- {
-		out[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out[:])
-}
-
-// contact returns contact i and its track events, oldest first, appended to evs[:0].
-func (g rebuildGen) contact(i int, evs []rebuildEvent) (contacts.Contact, []rebuildEvent) {
-	r := rand.New(rand.NewPCG(20261122, uint64(i)))
-	start := rebuildNow.Add(-3 * 365 * 24 * time.Hour).UnixMilli()
-	created := time.UnixMilli(start + int64(i)*g.step + r.Int64N(max(g.step/2, 1))).UTC()
-	country := rebuildCountries[g.country.pick(r)]
-	plan := rebuildPlans[g.plan.pick(r)]
-	c := contacts.Contact{
-		ID: rebuildID(created.UnixMilli(), r), Email: fmt.Sprintf("user%07d@example.com", i), Locale: country.locale,
-		Timezone: country.tz, CreatedAt: created, UpdatedAt: created,
-		Attributes: map[string]contacts.Value{
-			"plan":         contacts.StringValue(plan),
-			"signed_up_at": contacts.TimeValue(created),
-			"newsletter":   contacts.BoolValue(r.IntN(3) == 0),
-			"first_name":   contacts.StringValue("Camille"),
-			"last_name":    contacts.StringValue("Martin"),
-		},
-	}
-	if r.IntN(10) > 0 {
-		c.Attributes["country"] = contacts.StringValue(country.code)
-	}
-	if r.IntN(5) > 0 {
-		c.Attributes["age"] = contacts.NumberValue(float64(min(90, 18+int(r.ExpFloat64()*16))))
-	}
-	if r.IntN(10) < 7 {
-		c.Attributes["city"] = contacts.StringValue(fmt.Sprintf("City %04d", g.city.pick(r)+1))
-	}
-	ltv := 0.0
-	if plan != "free" {
-		ltv = math.Round(math.Exp(5+1.2*r.NormFloat64())*100) / 100
-	}
-	c.Attributes["ltv"] = contacts.NumberValue(ltv)
-	if r.IntN(10) == 0 {
-		c.Tags = append(c.Tags, "vip")
-	}
-	if r.IntN(20) == 0 {
-		c.Tags = append(c.Tags, "beta")
-	}
-	if r.IntN(12) == 0 {
-		c.Tags = append(c.Tags, "churned")
-	}
-	c.Consent = map[string]contacts.Consent{}
-	switch k := r.IntN(100); {
-	case k < 60:
-		c.Consent["email"] = contacts.Consent{Status: contacts.Subscribed, At: created, Source: "signup"}
-	case k < 75:
-		c.Consent["email"] = contacts.Consent{Status: contacts.Unsubscribed, At: created, Source: "link"}
-	}
-	if r.IntN(10) == 0 {
-		c.Consent["sms"] = contacts.Consent{Status: contacts.Subscribed, At: created, Source: "signup"}
-	}
-	var ago time.Duration
-	switch k := r.IntN(100); {
-	case k < 35:
-		ago = time.Duration(r.Int64N(int64(7 * 24 * time.Hour)))
-	case k < 60:
-		ago = 7*24*time.Hour + time.Duration(r.Int64N(int64(53*24*time.Hour)))
-	default:
-		ago = 60*24*time.Hour + time.Duration(r.Int64N(int64(305*24*time.Hour)))
-	}
-	end := rebuildNow.Add(-ago).UnixMilli()
-	from := max(end-(24*time.Hour+time.Duration(r.Int64N(int64(364*24*time.Hour)))).Milliseconds(),
-		rebuildNow.Add(-365*24*time.Hour).UnixMilli(), created.UnixMilli())
-	if from >= end {
-		from, end = created.UnixMilli(), rebuildNow.UnixMilli()
-	}
-	evs = evs[:0]
-	if from < end {
-		for name, mean := range g.means {
-			k := int(r.ExpFloat64() * mean)
-			if name == 2 {
-				k = min(k, 20)
-			}
-			for range k {
-				at := time.UnixMilli(from + r.Int64N(end-from)).UTC()
-				var props string
-				switch name {
-				case 0:
-					p := r.IntN(400)
-					props = fmt.Sprintf(`{"path":"/blog/post-%d","url":"https://www.example.com/blog/post-%d","title":"Post %d","referrer":"https://www.google.com/"}`, p, p, p)
-				case 1:
-					p := r.IntN(5000)
-					props = fmt.Sprintf(`{"product_id":"sku-%05d","name":"Product %d","price":%d.90,"currency":"EUR"}`, p, p, 5+r.IntN(200))
-				case 2:
-					props = fmt.Sprintf(`{"order_id":"ord-%d-%d","total":%d.%02d,"currency":"EUR","products":[{"product_id":"sku-%05d","quantity":%d}]}`,
-						i, len(evs), 5+r.IntN(300), r.IntN(100), r.IntN(5000), 1+r.IntN(3))
-				default:
-					props = fmt.Sprintf(`{"cart_id":"cart-%d-%d","value":%d.90}`, i, len(evs), 10+r.IntN(250))
-				}
-				evs = append(evs, rebuildEvent{at: at, name: name, props: []byte(props)})
-			}
-		}
-		slices.SortFunc(evs, func(a, b rebuildEvent) int { return cmp.Compare(a.at.UnixNano(), b.at.UnixNano()) })
-	}
-	if len(evs) > 0 {
-		c.LastSeenAt = evs[len(evs)-1].at
-	}
-	return c, evs
 }

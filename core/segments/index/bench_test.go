@@ -1,16 +1,12 @@
 package index
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +15,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/events"
+	"github.com/crosscast/crosscast/core/segments/internal/synth"
 	"github.com/crosscast/crosscast/core/segments/rule"
 )
 
@@ -37,209 +34,6 @@ import (
 // The index every benchmark but BenchmarkIndexBuild reads is built once per process, lazily (benchIndex), so that
 // go test without -bench stays fast. Benchmarks that write (PutSegment, ApplyOneEvent, Recheck) share it: each
 // leaves it as realistic as it found it (fifty saved segments, a few more events).
-
-// benchNow is the instant the data is generated around and rules are evaluated at.
-var benchNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-
-const benchSeed = 20261122
-
-// benchEventNames are the track events generated, by code; benchEventShare is the share of each in the total.
-var (
-	benchEventNames = []string{"Page Viewed", "Product Viewed", "Order Completed", "Cart Abandoned"}
-	benchEventShare = []float64{0.60, 0.25, 0.10, 0.05}
-)
-
-// weighted picks an index with probability proportional to its weight.
-type weighted []float64 // cumulative, normalised to end at 1
-
-func newWeighted(ws []float64) weighted {
-	out := make(weighted, len(ws))
-	var sum float64
-	for _, w := range ws {
-		sum += w
-	}
-	var acc float64
-	for i, w := range ws {
-		acc += w / sum
-		out[i] = acc
-	}
-	out[len(out)-1] = 1
-	return out
-}
-
-func (w weighted) pick(r *rand.Rand) int { return min(sort.SearchFloat64s(w, r.Float64()), len(w)-1) }
-
-// benchCountries: a skewed list of 20 countries with the locale and time zone of their contacts.
-var benchCountries = []struct {
-	code, locale, tz string
-	weight           float64
-}{
-	{"US", "en-US", "America/New_York", 24}, {"GB", "en-GB", "Europe/London", 10}, {"FR", "fr-FR", "Europe/Paris", 9},
-	{"DE", "de-DE", "Europe/Berlin", 9}, {"CA", "en-CA", "America/Toronto", 5}, {"ES", "es-ES", "Europe/Madrid", 5},
-	{"IT", "it-IT", "Europe/Rome", 4}, {"NL", "nl-NL", "Europe/Amsterdam", 4}, {"BR", "pt-BR", "America/Sao_Paulo", 4},
-	{"AU", "en-AU", "Australia/Sydney", 3}, {"IN", "en-IN", "Asia/Kolkata", 3}, {"BE", "fr-BE", "Europe/Brussels", 3},
-	{"PL", "pl-PL", "Europe/Warsaw", 2.5}, {"SE", "sv-SE", "Europe/Stockholm", 2}, {"CH", "de-CH", "Europe/Zurich", 2},
-	{"AT", "de-AT", "Europe/Vienna", 2}, {"PT", "pt-PT", "Europe/Lisbon", 2}, {"MX", "es-MX", "America/Mexico_City", 2},
-	{"JP", "ja-JP", "Asia/Tokyo", 1.5}, {"IE", "en-IE", "Europe/Dublin", 1},
-}
-
-var (
-	benchPlans = []string{"free", "pro", "team", "enterprise"}
-	benchPick  = struct{ country, plan, city weighted }{}
-	benchCity  []string
-)
-
-func init() {
-	ws := make([]float64, len(benchCountries))
-	for i, c := range benchCountries {
-		ws[i] = c.weight
-	}
-	benchPick.country = newWeighted(ws)
-	benchPick.plan = newWeighted([]float64{60, 25, 10, 5})
-	cw := make([]float64, 1000) // cities: Zipf-like over 1000 names
-	benchCity = make([]string, len(cw))
-	for i := range cw {
-		cw[i] = 1 / math.Pow(float64(i+1), 1.05)
-		benchCity[i] = fmt.Sprintf("City %04d", i+1)
-	}
-	benchPick.city = newWeighted(cw)
-}
-
-// benchGen generates contact i and its events deterministically (each contact has its own random stream), so that
-// any contact can be generated again (ApplyOneEvent's profile changes) without keeping 1M profiles in memory.
-type benchGen struct {
-	n int
-	// means of the exponential draws whose floor is each event's count per contact (see newBenchGen).
-	means [4]float64
-	step  int64 // milliseconds between two sign-ups
-}
-
-type genEvent struct {
-	at   int64 // Unix nanoseconds (milliseconds, as trackers send)
-	name uint8 // index in benchEventNames
-}
-
-func envNumber(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
-func newBenchGen() benchGen {
-	g := benchGen{n: int(envNumber("CROSSCAST_BENCH_CONTACTS", 1_000_000))}
-	perContact := envNumber("CROSSCAST_BENCH_EVENTS_PER_CONTACT", 10)
-	for i, share := range benchEventShare {
-		// E[floor(X)] = 1/(e^(1/m)-1) for X exponential of mean m: solve for the wanted mean count.
-		g.means[i] = 1 / math.Log1p(1/(share*perContact))
-	}
-	g.step = (3 * 365 * 24 * time.Hour).Milliseconds() / int64(g.n)
-	return g
-}
-
-const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-
-// benchID makes a contact id as contacts.NewID does (48 bits of milliseconds, 80 random bits), from r.
-func benchID(ms int64, r *rand.Rand) string {
-	hi := uint64(ms)<<16 | r.Uint64()&0xffff
-	lo := r.Uint64()
-	var out [26]byte
-	for i := 25; i >= 0; i-- {
-		out[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out[:])
-}
-
-// contact returns contact i (signed up over the last 3 years, in id order) and its track events, oldest first,
-// appended to evs[:0].
-func (g benchGen) contact(i int, evs []genEvent) (contacts.Contact, []genEvent) {
-	r := rand.New(rand.NewPCG(benchSeed, uint64(i)))
-	start := benchNow.Add(-3 * 365 * 24 * time.Hour).UnixMilli()
-	created := time.UnixMilli(start + int64(i)*g.step + r.Int64N(max(g.step/2, 1))).UTC()
-	country := benchCountries[benchPick.country.pick(r)]
-	plan := benchPlans[benchPick.plan.pick(r)]
-	c := contacts.Contact{
-		ID: benchID(created.UnixMilli(), r), Email: fmt.Sprintf("user%07d@example.com", i), Locale: country.locale,
-		Timezone: country.tz, CreatedAt: created, UpdatedAt: created,
-		Attributes: map[string]contacts.Value{
-			"plan":         contacts.StringValue(plan),
-			"signed_up_at": contacts.TimeValue(created),
-			"newsletter":   contacts.BoolValue(r.IntN(3) == 0),
-		},
-	}
-	if r.IntN(10) > 0 {
-		c.Attributes["country"] = contacts.StringValue(country.code)
-	}
-	if r.IntN(5) > 0 {
-		c.Attributes["age"] = contacts.NumberValue(float64(min(90, 18+int(r.ExpFloat64()*16))))
-	}
-	if r.IntN(10) < 7 {
-		c.Attributes["city"] = contacts.StringValue(benchCity[benchPick.city.pick(r)])
-	}
-	ltv := 0.0
-	if plan != "free" {
-		ltv = math.Round(math.Exp(5+1.2*r.NormFloat64())*100) / 100
-	}
-	c.Attributes["ltv"] = contacts.NumberValue(ltv)
-	if r.IntN(10) == 0 {
-		c.Tags = append(c.Tags, "vip")
-	}
-	if r.IntN(20) == 0 {
-		c.Tags = append(c.Tags, "beta")
-	}
-	if r.IntN(12) == 0 {
-		c.Tags = append(c.Tags, "churned")
-	}
-	c.Consent = map[string]contacts.Consent{}
-	switch k := r.IntN(100); {
-	case k < 60:
-		c.Consent["email"] = contacts.Consent{Status: contacts.Subscribed, At: created, Source: "signup"}
-	case k < 75:
-		c.Consent["email"] = contacts.Consent{Status: contacts.Unsubscribed, At: created, Source: "link"}
-	}
-	switch k := r.IntN(100); {
-	case k < 10:
-		c.Consent["sms"] = contacts.Consent{Status: contacts.Subscribed, At: created, Source: "signup"}
-	case k < 15:
-		c.Consent["sms"] = contacts.Consent{Status: contacts.Unsubscribed, At: created, Source: "link"}
-	}
-	// Activity: a span ending recently for a third of contacts, weeks or months ago for the rest; never before
-	// the sign-up nor more than a year ago.
-	var ago time.Duration
-	switch k := r.IntN(100); {
-	case k < 35:
-		ago = time.Duration(r.Int64N(int64(7 * 24 * time.Hour)))
-	case k < 60:
-		ago = 7*24*time.Hour + time.Duration(r.Int64N(int64(53*24*time.Hour)))
-	default:
-		ago = 60*24*time.Hour + time.Duration(r.Int64N(int64(305*24*time.Hour)))
-	}
-	end := benchNow.Add(-ago).UnixMilli()
-	from := max(end-(24*time.Hour+time.Duration(r.Int64N(int64(364*24*time.Hour)))).Milliseconds(),
-		benchNow.Add(-365*24*time.Hour).UnixMilli(), created.UnixMilli())
-	if from >= end { // signed up after that span: active since the sign-up
-		from, end = created.UnixMilli(), benchNow.UnixMilli()
-	}
-	evs = evs[:0]
-	if from < end {
-		for name, mean := range g.means {
-			k := int(r.ExpFloat64() * mean)
-			if name == 2 {
-				k = min(k, 20) // Order Completed: 0-20 over the year
-			}
-			for range k {
-				evs = append(evs, genEvent{at: (from + r.Int64N(end-from)) * int64(time.Millisecond), name: uint8(name)})
-			}
-		}
-		slices.SortFunc(evs, func(a, b genEvent) int { return cmp.Compare(a.at, b.at) })
-	}
-	if len(evs) > 0 {
-		c.LastSeenAt = time.Unix(0, evs[len(evs)-1].at).UTC()
-	}
-	return c, evs
-}
 
 // benchSource is the EventSource of the benchmarks: synthetic properties ({"total": ...}, as json.Number like the
 // store's decoder gives) for the events the index holds. The real source reads and decodes the contact's events
@@ -271,7 +65,7 @@ func (s *benchSource) Events(_ context.Context, contactID, name string, fn func(
 
 // fixture is the shared index, built once by the first benchmark that needs it.
 type fixture struct {
-	gen  benchGen
+	gen  synth.Gen
 	ix   *Index
 	src  *benchSource
 	ids  []string
@@ -287,23 +81,23 @@ func benchIndex(b *testing.B) *fixture {
 	b.Helper()
 	fixtureOnce.Do(func() {
 		began := time.Now()
-		f := &fixture{gen: newBenchGen(), src: &benchSource{}}
+		f := &fixture{gen: synth.New(), src: &benchSource{}}
 		f.ix = New(f.src)
 		f.src.ix = f.ix
-		f.ids = make([]string, f.gen.n)
-		var evs []genEvent
+		f.ids = make([]string, f.gen.N)
+		var evs []synth.Event
 		// As the rebuild does: every contact (the store scans them in id order), then every event.
-		all := make([][]genEvent, f.gen.n)
-		for i := range f.gen.n {
+		all := make([][]synth.Event, f.gen.N)
+		for i := range f.gen.N {
 			var c contacts.Contact
-			c, evs = f.gen.contact(i, evs)
+			c, evs = f.gen.Contact(i, evs)
 			f.ix.Load(&c)
 			f.ids[i] = c.ID
 			all[i] = slices.Clone(evs)
 		}
 		for i, list := range all {
 			for _, e := range list {
-				f.ix.LoadEvent(f.ids[i], time.Unix(0, e.at), benchEventNames[e.name])
+				f.ix.LoadEvent(f.ids[i], time.Unix(0, e.At), synth.EventNames[e.Name])
 			}
 			all[i] = nil
 		}
@@ -335,16 +129,16 @@ const (
 // start-up rebuild; reading the store is BenchmarkRebuild's), and reports the index's memory: its own estimate
 // (Stats().Bytes) and the growth of the Go heap in use it caused (after a GC, with the input still alive).
 func BenchmarkIndexBuild(b *testing.B) {
-	g := newBenchGen()
+	g := synth.New()
 	type loadEvent struct {
 		contact int32
-		genEvent
+		synth.Event
 	}
-	people := make([]contacts.Contact, g.n)
+	people := make([]contacts.Contact, g.N)
 	var evs []loadEvent
-	var buf []genEvent
-	for i := range g.n {
-		people[i], buf = g.contact(i, buf)
+	var buf []synth.Event
+	for i := range g.N {
+		people[i], buf = g.Contact(i, buf)
 		for _, e := range buf {
 			evs = append(evs, loadEvent{int32(i), e})
 		}
@@ -361,7 +155,7 @@ func BenchmarkIndexBuild(b *testing.B) {
 			ix.Load(&people[i])
 		}
 		for _, e := range evs {
-			ix.LoadEvent(people[e.contact].ID, time.Unix(0, e.at), benchEventNames[e.name])
+			ix.LoadEvent(people[e.contact].ID, time.Unix(0, e.At), synth.EventNames[e.Name])
 		}
 	}
 	b.StopTimer()
@@ -402,7 +196,7 @@ func benchPreview(b *testing.B, text string) {
 			calls := f.src.calls.Load()
 			for range b.N {
 				var first []string
-				count, first = f.ix.Preview(ctx, n, benchNow, sample)
+				count, first = f.ix.Preview(ctx, n, synth.Now, sample)
 				if len(first) != min(sample, count) {
 					b.Fatalf("sample of %d for %d", len(first), count)
 				}
@@ -498,7 +292,7 @@ func benchFiftyDefs(b *testing.B, ix *Index) []Def {
 func benchFifty(b *testing.B) *fixture {
 	f := benchIndex(b)
 	fiftyOnce.Do(func() {
-		f.ix.PutSegments(context.Background(), benchFiftyDefs(b, f.ix), benchNow)
+		f.ix.PutSegments(context.Background(), benchFiftyDefs(b, f.ix), synth.Now)
 	})
 	return f
 }
@@ -517,7 +311,7 @@ func BenchmarkPutSegment(b *testing.B) {
 			for range b.N {
 				seq++
 				id := fmt.Sprintf("seg_put%04d", seq)
-				ts := f.ix.PutSegment(ctx, Def{ID: id, Name: "Put " + id, Rule: n}, benchNow)
+				ts := f.ix.PutSegment(ctx, Def{ID: id, Name: "Put " + id, Rule: n}, synth.Now)
 				b.StopTimer()
 				entered = len(ts)
 				f.ix.RemoveSegment(id)
@@ -552,25 +346,25 @@ var applySeq atomic.Uint64
 func BenchmarkApplyOneEvent(b *testing.B) {
 	f := benchFifty(b)
 	ctx := context.Background()
-	r := rand.New(rand.NewPCG(benchSeed, 99))
-	names := newWeighted(benchEventShare)
+	r := rand.New(rand.NewPCG(synth.Seed, 99))
+	names := synth.NewWeighted(synth.EventShare)
 	lat := make([]time.Duration, 0, b.N*applyPerOp)
 	changes := make([]contacts.Change, applyPerOp)
 	var transitions int
-	var buf []genEvent
+	var buf []synth.Event
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		for k := range changes {
-			i := r.IntN(f.gen.n)
-			at := benchNow.Add(-time.Duration(r.Int64N(int64(time.Minute)))).Truncate(time.Millisecond)
+			i := r.IntN(f.gen.N)
+			at := synth.Now.Add(-time.Duration(r.Int64N(int64(time.Minute)))).Truncate(time.Millisecond)
 			ch := contacts.Change{Workspace: "bench", Seq: applySeq.Add(1), Events: []events.Event{{
-				MessageID: fmt.Sprint("m", applySeq.Load()), Type: events.Track, Name: benchEventNames[names.pick(r)],
+				MessageID: fmt.Sprint("m", applySeq.Load()), Type: events.Track, Name: synth.EventNames[names.Pick(r)],
 				ContactID: f.ids[i], Timestamp: at, ReceivedAt: at}}}
 			if k%10 == 0 {
 				var c contacts.Contact
-				c, buf = f.gen.contact(i, buf)
-				c.Attributes["plan"] = contacts.StringValue(benchPlans[r.IntN(len(benchPlans))])
+				c, buf = f.gen.Contact(i, buf)
+				c.Attributes["plan"] = contacts.StringValue(synth.Plans[r.IntN(len(synth.Plans))])
 				c.Attributes["newsletter"] = contacts.BoolValue(r.IntN(2) == 0)
 				if c.HasTag("vip") {
 					c.Tags = slices.DeleteFunc(c.Tags, func(t string) bool { return t == "vip" })
@@ -585,7 +379,7 @@ func BenchmarkApplyOneEvent(b *testing.B) {
 		b.StartTimer()
 		for _, ch := range changes {
 			began := time.Now()
-			changed, _ := f.ix.Apply(ctx, ch, benchNow)
+			changed, _ := f.ix.Apply(ctx, ch, synth.Now)
 			lat = append(lat, time.Since(began))
 			transitions += len(changed)
 		}
@@ -614,7 +408,7 @@ func BenchmarkRecheck(b *testing.B) {
 	var transitions int
 	b.ResetTimer()
 	for range b.N {
-		at := benchNow.Add(time.Duration(recheckMinutes.Add(1)) * time.Minute)
+		at := synth.Now.Add(time.Duration(recheckMinutes.Add(1)) * time.Minute)
 		transitions += len(f.ix.Recheck(ctx, at))
 	}
 	b.ReportMetric(float64(transitions)/float64(b.N), "transitions/op")
@@ -627,6 +421,6 @@ func BenchmarkPutSegments50(b *testing.B) {
 	defs := benchFiftyDefs(b, f.ix)
 	b.ResetTimer()
 	for range b.N {
-		f.ix.PutSegments(context.Background(), defs, benchNow)
+		f.ix.PutSegments(context.Background(), defs, synth.Now)
 	}
 }

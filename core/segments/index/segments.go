@@ -374,7 +374,7 @@ func (ix *Index) OfContact(contactID string) (ids []string, ok bool) {
 }
 
 // Preview evaluates a rule over every contact at now without saving it: the count, and the first sample matching
-// contact ids in id order.
+// contact ids in id order, kept during the same pass.
 func (ix *Index) Preview(ctx context.Context, n rule.Node, now time.Time, sample int) (count int, first []string) {
 	ix.mu.Lock() // compiling may add empty columns
 	c := ix.compile(n)
@@ -382,20 +382,22 @@ func (ix *Index) Preview(ctx context.Context, n rule.Node, now time.Time, sample
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	p := ix.newPass(ctx, now, false)
-	for slot, id := range ix.ids {
-		if id != "" && c.eval(p, int32(slot)) {
-			count++
-		}
-	}
-	if count == 0 || sample <= 0 {
-		return count, []string{}
-	}
 	first = []string{}
-	for _, id := range ix.ordered() {
-		if slot, ok := ix.slots[id]; ok && c.eval(p, slot) {
-			if first = append(first, id); len(first) == sample {
-				break
-			}
+	for slot, id := range ix.ids {
+		if id == "" || !c.eval(p, int32(slot)) {
+			continue
+		}
+		count++
+		if sample <= 0 || len(first) == sample && id >= first[sample-1] {
+			continue
+		}
+		// first stays sorted and at most sample long: most matches are past its last id and stop above.
+		i, _ := slices.BinarySearch(first, id)
+		if len(first) < sample {
+			first = slices.Insert(first, i, id)
+		} else {
+			copy(first[i+1:], first[i:sample-1])
+			first[i] = id
 		}
 	}
 	return count, first
