@@ -63,7 +63,7 @@ func (s *Server) limitBodies(c *fiber.Ctx) error {
 		err := c.Next()
 		if c.Locals(localBodyRead) == nil && c.Request().Header.ContentLength() != 0 {
 			// Refused before its body was read (401, 403, 400 on a bad mapping...).
-			c.Context().SetConnectionClose()
+			refuseBody(c)
 		}
 		return err
 	}
@@ -71,7 +71,7 @@ func (s *Server) limitBodies(c *fiber.Ctx) error {
 	limit := s.opts.MaxBody
 	switch n := req.Header.ContentLength(); {
 	case int64(n) > limit:
-		c.Context().SetConnectionClose()
+		refuseBody(c)
 		return fiber.ErrRequestEntityTooLarge
 	case n == -1: // chunked: the length is known once read
 		if stream := req.BodyStream(); stream != nil {
@@ -81,13 +81,27 @@ func (s *Server) limitBodies(c *fiber.Ctx) error {
 				return fiber.NewError(http.StatusBadRequest, "reading the request body: "+err.Error())
 			}
 			if int64(len(body)) > limit {
-				c.Context().SetConnectionClose()
+				refuseBody(c)
 				return fiber.ErrRequestEntityTooLarge
 			}
 			req.SetBodyRaw(body)
 		}
 	}
 	return c.Next()
+}
+
+// drainCap bounds how much of a refused body is read and thrown away (net/http reads 256 KiB too).
+const drainCap = 256 << 10
+
+// refuseBody closes the connection of a request whose body will not be used, after reading and throwing away up
+// to drainCap bytes of what is still to come: a client still sending a body it is refused would otherwise meet a
+// reset (the server closing with unread data) and lose the answer. A longer rest is not read: that client meets
+// the reset, as with any server.
+func refuseBody(c *fiber.Ctx) {
+	c.Context().SetConnectionClose()
+	if stream := c.Request().BodyStream(); stream != nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(stream, drainCap))
+	}
 }
 
 // isImportRequest tells the import route from the others before routing, the way the router matches it (any case,
@@ -330,7 +344,7 @@ func (r *readDeadline) Read(p []byte) (int, error) {
 
 // importTooLarge refuses an upload over server.max_import (413 body_too_large, naming that limit).
 func (s *Server) importTooLarge(c *fiber.Ctx, limit int64) error {
-	c.Context().SetConnectionClose()
+	refuseBody(c)
 	return fiber.NewError(http.StatusRequestEntityTooLarge,
 		fmt.Sprintf("the upload is larger than server.max_import (%d bytes); split the file or raise the limit", limit))
 }

@@ -498,7 +498,7 @@ func TestBodyLimitsOverTCP(t *testing.T) {
 	t.Cleanup(func() { _ = f.srv.Shutdown(context.Background()) })
 	base := "http://" + ln.Addr().String()
 	client := &http.Client{Timeout: 30 * time.Second}
-	send := func(method, path string, body io.Reader, size int64, contentType string) (int, string) {
+	send := func(t *testing.T, method, path string, body io.Reader, size int64, contentType string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, body)
 		req.ContentLength = size // -1: chunked
@@ -549,7 +549,7 @@ func TestBodyLimitsOverTCP(t *testing.T) {
 			if tt.chunked {
 				body, size = chunked(tt.body), -1
 			}
-			status, data := send(tt.method, tt.path, body, size, tt.contentType)
+			status, data := send(t, tt.method, tt.path, body, size, tt.contentType)
 			if status != tt.status || !strings.Contains(data, tt.want) {
 				t.Fatalf("status %d, want %d with %q: %s", status, tt.status, tt.want, data)
 			}
@@ -562,7 +562,7 @@ func TestBodyLimitsOverTCP(t *testing.T) {
 		t.Fatalf("an oversized request created a workspace")
 	}
 	// The server still serves on fresh connections after refusing bodies it did not read.
-	if status, _ := send("GET", "/api/v1/workspaces/acme", nil, 0, ""); status != 200 {
+	if status, _ := send(t, "GET", "/api/v1/workspaces/acme", nil, 0, ""); status != 200 {
 		t.Fatalf("after the refusals: %d", status)
 	}
 }
