@@ -54,8 +54,12 @@ type column struct {
 	kinds []contacts.Kind
 	vals  []uint64
 	dict  dict
-	lists map[int32][]string
-	far   map[int32]time.Time
+	// unique columns (email, phone, user id) hold a different text in nearly every slot: a dictionary would only
+	// add a map entry per contact, so their texts are kept by slot in texts instead.
+	unique bool
+	texts  []string
+	lists  map[int32][]string
+	far    map[int32]time.Time
 	// byKind counts the slots holding each kind, for the schema the rule checker uses.
 	byKind [contacts.List + 1]int
 }
@@ -63,11 +67,28 @@ type column struct {
 // farKind marks a time kept in column.far.
 const farKind = contacts.List + 1
 
+// newColumn returns a column with room for capacity slots.
+func newColumn(capacity int, unique bool) *column {
+	c := &column{unique: unique}
+	c.kinds = make([]contacts.Kind, 0, capacity)
+	if unique {
+		c.texts = make([]string, 0, capacity)
+	}
+	c.vals = make([]uint64, 0, capacity)
+	return c
+}
+
 func (c *column) grow(slot int32) {
 	if int(slot) >= len(c.kinds) {
 		n := max(int(slot)+1, 2*len(c.kinds), 64)
+		if n > cap(c.kinds) && int(slot) < cap(c.kinds) {
+			n = cap(c.kinds) // room was made for it (newColumn)
+		}
 		c.kinds = slices.Grow(c.kinds, n-len(c.kinds))[:n]
 		c.vals = slices.Grow(c.vals, n-len(c.vals))[:n]
+		if c.unique {
+			c.texts = slices.Grow(c.texts, n-len(c.texts))[:n]
+		}
 	}
 }
 
@@ -84,6 +105,9 @@ func (c *column) get(slot int32) (contacts.Value, bool) {
 	case 0:
 		return contacts.Value{}, false
 	case contacts.String:
+		if c.unique {
+			return contacts.StringValue(c.texts[slot]), true
+		}
 		return contacts.StringValue(c.dict.strs[c.vals[slot]]), true
 	case contacts.Number:
 		return contacts.NumberValue(math.Float64frombits(c.vals[slot])), true
@@ -116,7 +140,11 @@ func (c *column) set(slot int32, v contacts.Value, ok bool) bool {
 	k := v.Kind
 	switch v.Kind {
 	case contacts.String:
-		c.vals[slot] = uint64(c.dict.intern(v.Str))
+		if c.unique {
+			c.texts[slot] = v.Str
+		} else {
+			c.vals[slot] = uint64(c.dict.intern(v.Str))
+		}
 	case contacts.Number:
 		c.vals[slot] = math.Float64bits(v.Num)
 	case contacts.Bool:
@@ -157,7 +185,11 @@ func (c *column) clear(slot int32) {
 	case 0:
 		return
 	case contacts.String:
-		c.dict.release(uint32(c.vals[slot]))
+		if c.unique {
+			c.texts[slot] = ""
+		} else {
+			c.dict.release(uint32(c.vals[slot]))
+		}
 	case contacts.List:
 		delete(c.lists, slot)
 	case farKind:
@@ -185,7 +217,10 @@ func (c *column) only() (contacts.Kind, bool) {
 }
 
 func (c *column) bytes() int {
-	n := len(c.kinds) + 8*len(c.vals) + len(c.lists)*64 + len(c.far)*48
+	n := len(c.kinds) + 8*len(c.vals) + len(c.lists)*64 + len(c.far)*48 + 16*len(c.texts)
+	for _, s := range c.texts {
+		n += len(s)
+	}
 	for _, s := range c.dict.strs {
 		n += len(s) + 16 + 4 + 40 // the string, its header, its ref count, its map entry
 	}

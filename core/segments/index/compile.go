@@ -158,7 +158,7 @@ func (c *compiler) compare(n *rule.Compare) cnode {
 	memo := c.memos
 	c.memos++
 	out := cnode{eval: func(p *pass, slot int32) bool {
-		if p.memos != nil && col.kind(slot) == contacts.String {
+		if p.memos != nil && !col.unique && col.kind(slot) == contacts.String {
 			m := p.memo(memo, len(col.dict.strs))
 			code := col.vals[slot]
 			if r := m[code]; r != 0 {

@@ -1,6 +1,6 @@
 // Package index is the in-memory image of what segment rules read, for one workspace, and the live membership of
 // its segments: columns of built-in fields and attributes, tag and consent sets, each contact's track events (time
-// and name), and one bit set per segment. It is rebuilt at start from the store (Load, LoadEvent) and kept in step
+// and name), and one bit set per segment. It is rebuilt at start from the store (Load, LoadEvents) and kept in step
 // with it by Apply, which the contacts change stream feeds; every change re-evaluates only the segments it can
 // affect and returns the contacts that entered or left them.
 //
@@ -91,7 +91,15 @@ type Index struct {
 	orderMu sync.Mutex
 	sorted  []string
 	tail    []int32
+
+	// room is the number of slots a rebuild announced (Grow): new columns are made that large at once.
+	room int
+	// arena is what is left of the block LoadEvents cuts event lists from.
+	arena []event
 }
+
+// eventArenaSize is the number of events in one of LoadEvents' blocks (1 MiB).
+const eventArenaSize = 1 << 16
 
 // New returns an empty index. source may be nil when no rule uses where: (tests).
 func New(source EventSource) *Index {
@@ -101,7 +109,7 @@ func New(source EventSource) *Index {
 		byName: map[string]*segment{}, watch: map[string][]*segment{},
 	}
 	for i := range ix.builtins {
-		ix.builtins[i] = &column{}
+		ix.builtins[i] = newColumn(0, isUnique(i))
 	}
 	return ix
 }
@@ -121,18 +129,71 @@ func (ix *Index) Len() int {
 	return len(ix.slots)
 }
 
-// Load adds or replaces a contact during a rebuild, without evaluating segments.
-func (ix *Index) Load(c *contacts.Contact) {
+// isUnique tells the built-in fields whose texts differ from contact to contact (see column.unique).
+func isUnique(f int) bool { return f == fEmail || f == fPhone || f == fUserID }
+
+// Grow makes room for n more contacts, before a rebuild loads them.
+func (ix *Index) Grow(n int) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.setContact(c)
+	ix.room = len(ix.ids) + n
+	if len(ix.slots) == 0 {
+		ix.slots = make(map[string]int32, n)
+	}
+	for i, col := range ix.builtins {
+		if len(col.kinds) == 0 {
+			ix.builtins[i] = newColumn(ix.room, isUnique(i))
+		}
+	}
+	ix.ids = slices.Grow(ix.ids, n)
+	ix.events = slices.Grow(ix.events, n)
+	ix.contactSeq = slices.Grow(ix.contactSeq, n)
+	ix.tail = slices.Grow(ix.tail, n)
 }
 
-// LoadEvent adds a stored track event during a rebuild. Events of a contact not loaded (yet) are kept for it.
-func (ix *Index) LoadEvent(contactID string, at time.Time, name string) {
+// Load adds or replaces contacts during a rebuild, without evaluating segments.
+func (ix *Index) Load(cs ...contacts.Contact) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.addEvent(ix.slotOf(contactID), eventNanos(at), ix.nameCode(name))
+	for i := range cs {
+		ix.setContact(&cs[i])
+	}
+}
+
+// LoadEvents adds a contact's stored track events during a rebuild: their times (Unix nanoseconds) and names, in
+// any order. Events of a contact not loaded (yet) are kept for it.
+func (ix *Index) LoadEvents(contactID string, at []int64, names []string) {
+	if len(at) != len(names) {
+		panic("index: LoadEvents with as many times as names")
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	slot := ix.slotOf(contactID)
+	list := ix.events[slot]
+	if len(list) == 0 && len(at) <= eventArenaSize/16 {
+		// A rebuild loads a contact's events at once: cut its list out of a shared block (capped, so a later
+		// append copies it out) instead of allocating one per contact.
+		if len(ix.arena) < len(at) {
+			ix.arena = make([]event, eventArenaSize)
+		}
+		list, ix.arena = ix.arena[:0:len(at)], ix.arena[len(at):]
+	}
+	list = slices.Grow(list, len(at))
+	for i, t := range at {
+		list = append(list, event{at: t, name: ix.nameCode(names[i])})
+	}
+	slices.SortStableFunc(list, func(a, b event) int { return cmpInt64(a.at, b.at) })
+	ix.events[slot] = list
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func (ix *Index) nameCode(name string) uint32 {
@@ -169,17 +230,22 @@ func (ix *Index) slotOf(id string) int32 {
 func (ix *Index) setContact(c *contacts.Contact) []string {
 	_, known := ix.slots[c.ID]
 	slot := ix.slotOf(c.ID)
+	// A new slot is empty: nothing to take away, and every segment is evaluated (allKey), so no keys are built.
 	var changed []string
-	note := func(key string, did bool) {
-		if did {
-			changed = append(changed, key)
+	note := func(key func(string) string, name string) {
+		if known {
+			changed = append(changed, key(name))
 		}
 	}
 	text := func(f int, v string) {
-		note(fieldKey(builtinNames[f]), ix.builtins[f].set(slot, contacts.StringValue(v), v != ""))
+		if ix.builtins[f].set(slot, contacts.StringValue(v), v != "") {
+			note(fieldKey, builtinNames[f])
+		}
 	}
 	when := func(f int, t time.Time) {
-		note(fieldKey(builtinNames[f]), ix.builtins[f].set(slot, contacts.TimeValue(t), !t.IsZero()))
+		if ix.builtins[f].set(slot, contacts.TimeValue(t), !t.IsZero()) {
+			note(fieldKey, builtinNames[f])
+		}
 	}
 	text(fEmail, c.Email)
 	text(fPhone, c.Phone)
@@ -191,23 +257,32 @@ func (ix *Index) setContact(c *contacts.Contact) []string {
 		// The store keeps the latest last-seen time it was given (a profile never moves it back).
 		when(fLastSeen, c.LastSeenAt)
 	}
-	for name, col := range ix.attrs {
-		if _, ok := c.Attributes[name]; !ok {
-			note(attrKey(name), col.set(slot, contacts.Value{}, false))
+	if known {
+		for name, col := range ix.attrs {
+			if _, ok := c.Attributes[name]; !ok && col.set(slot, contacts.Value{}, false) {
+				note(attrKey, name)
+			}
+		}
+		for tag, set := range ix.tags {
+			if set.has(slot) && !c.HasTag(tag) {
+				set.put(slot, false)
+				note(tagKey, tag)
+			}
+		}
+		for ch, col := range ix.consent {
+			if _, ok := c.Consent[ch]; !ok && col.set(slot, 0) {
+				note(channelKey, ch)
+			}
 		}
 	}
 	for name, v := range c.Attributes {
 		col := ix.attrs[name]
 		if col == nil {
-			col = &column{}
+			col = newColumn(ix.room, false)
 			ix.attrs[name] = col
 		}
-		note(attrKey(name), col.set(slot, v, true))
-	}
-	for tag, set := range ix.tags {
-		if set.has(slot) && !c.HasTag(tag) {
-			set.put(slot, false)
-			note(tagKey(tag), true)
+		if col.set(slot, v, true) {
+			note(attrKey, name)
 		}
 	}
 	for _, tag := range c.Tags {
@@ -218,12 +293,7 @@ func (ix *Index) setContact(c *contacts.Contact) []string {
 		}
 		if !set.has(slot) {
 			set.put(slot, true)
-			note(tagKey(tag), true)
-		}
-	}
-	for ch, col := range ix.consent {
-		if _, ok := c.Consent[ch]; !ok {
-			note(channelKey(ch), col.set(slot, 0))
+			note(tagKey, tag)
 		}
 	}
 	for ch, st := range c.Consent {
@@ -232,7 +302,9 @@ func (ix *Index) setContact(c *contacts.Contact) []string {
 			col = &consents{}
 			ix.consent[ch] = col
 		}
-		note(channelKey(ch), col.set(slot, consentCode(st.Status)))
+		if col.set(slot, consentCode(st.Status)) {
+			note(channelKey, ch)
+		}
 	}
 	if !known {
 		return []string{allKey}

@@ -247,6 +247,9 @@ func check(t *testing.T, ix *Index, w *world, now time.Time, step string) {
 }
 
 func TestIndexAgreesWithReference(t *testing.T) {
+	// Full passes in blocks of 64 slots, so that these small indexes are filled on several goroutines too.
+	defer func(n int) { fillMinBlock = n }(fillMinBlock)
+	fillMinBlock = 64
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			ctx := context.Background()
@@ -267,23 +270,37 @@ func TestIndexAgreesWithReference(t *testing.T) {
 			for i := range 150 {
 				c := g.contact(fmt.Sprintf("c%04d", i*37%150)) // slots not in id order
 				w.contacts[c.ID] = c
+				// A contact's events in one call and in no particular order, as the store hands them.
+				var at []int64
+				var names []string
 				for range g.r.IntN(6) {
 					e, props := g.event(c.ID)
 					addEvent(e, props)
-					ix.LoadEvent(c.ID, e.Timestamp, e.Name)
+					at, names = append(at, eventNanos(e.Timestamp)), append(names, e.Name)
 				}
-				ix.Load(c)
+				g.r.Shuffle(len(at), func(i, j int) { at[i], at[j], names[i], names[j] = at[j], at[i], names[j], names[i] })
+				ix.LoadEvents(c.ID, at, names)
+				ix.Load(*c)
 			}
 			// Segments, each possibly referencing earlier ones; one static list.
 			list := Def{ID: "seg_list", Name: "List"}
 			w.segs = append(w.segs, list)
 			w.static[list.ID] = map[string]bool{}
 			ix.PutSegment(ctx, list, g.now)
+			// Even seeds put them all at once, as a start does (PutSegments: full passes on several goroutines);
+			// odd seeds one at a time, as the API does.
+			var defs []Def
 			for i := range 8 {
 				d := Def{ID: fmt.Sprintf("seg_%02d", i), Name: fmt.Sprintf("S%d", i)}
 				d.Rule = parse(t, g.rule(w.segs, 3))
 				w.segs = append(w.segs, d)
-				ix.PutSegment(ctx, d, g.now)
+				if seed%2 == 1 {
+					ix.PutSegment(ctx, d, g.now)
+				}
+				defs = append(defs, d)
+			}
+			if seed%2 == 0 {
+				ix.PutSegments(ctx, defs, g.now)
 			}
 			check(t, ix, w, g.now, "start")
 			ids := slices.Sorted(func(yield func(string) bool) {

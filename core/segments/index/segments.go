@@ -2,9 +2,11 @@ package index
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crosscast/crosscast/core/contacts"
@@ -223,11 +225,16 @@ func earliestDue(due int64, t time.Time) time.Time {
 	return earliest(time.Unix(0, due), t)
 }
 
-func (ix *Index) setDue(slot int32, t time.Time) {
-	var ns int64
+// dueNanos is a due time as Index.due holds it: Unix nanoseconds, 0 for never (or beyond what they can hold).
+func dueNanos(t time.Time) int64 {
 	if !t.IsZero() && inNanos(t) {
-		ns = t.UnixNano()
+		return t.UnixNano()
 	}
+	return 0
+}
+
+func (ix *Index) setDue(slot int32, t time.Time) {
+	ns := dueNanos(t)
 	if ns == 0 && int(slot) >= len(ix.due) {
 		return
 	}
@@ -499,19 +506,52 @@ func (ix *Index) PutSegments(ctx context.Context, defs []Def, now time.Time) {
 	}
 	ix.relink()
 	for _, s := range ix.order {
-		if s.static() {
-			continue
-		}
-		p := ix.newPass(ctx, now, false)
-		var sink []Transition
-		for slot, id := range ix.ids {
-			if id == "" {
-				continue
-			}
-			sink = ix.judge(p, s, int32(slot), sink[:0])
-			if s.c.next != nil {
-				ix.setDue(int32(slot), earliestDue(ix.dueOf(int32(slot)), s.c.next(p, int32(slot))))
-			}
+		if !s.static() {
+			ix.fill(ctx, s, now)
 		}
 	}
 }
+
+// fill computes a segment's membership of every contact from scratch, on every core, without transitions. Slots
+// are cut in blocks of whole bit-set words, so that no two goroutines write the same word; each block has its own
+// pass and count. Evaluating only reads the index, and segments referenced are filled before (ix.order).
+func (ix *Index) fill(ctx context.Context, s *segment, now time.Time) {
+	n := len(ix.ids)
+	s.members = make(bitset, (n+63)/64)
+	s.count = 0
+	if s.c.next != nil {
+		for len(ix.due) < n {
+			ix.due = append(ix.due, 0)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/fillMinBlock))
+	per := (n/workers + 63) &^ 63
+	counts := make([]int, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*per, min(n, (w+1)*per)
+		wg.Go(func() {
+			p := ix.newPass(ctx, now, false)
+			for slot := lo; slot < hi; slot++ {
+				if ix.ids[slot] == "" {
+					continue
+				}
+				if s.c.eval(p, int32(slot)) {
+					s.members[slot>>6] |= 1 << (uint(slot) & 63)
+					counts[w]++
+				}
+				if s.c.next != nil {
+					ix.due[slot] = dueNanos(earliestDue(ix.due[slot], s.c.next(p, int32(slot))))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range counts {
+		s.count += c
+	}
+}
+
+// fillMinBlock is the fewest slots worth a goroutine of their own in fill (a variable for the property test, which
+// lowers it so that its small indexes are filled in parallel too).
+var fillMinBlock = 1 << 14
