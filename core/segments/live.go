@@ -18,8 +18,13 @@ import (
 type RebuildTx interface {
 	// ChangeSeq is the last number of the workspace's change sequence (contacts.Change.Seq) committed.
 	ChangeSeq() uint64
-	// ScanEventNames calls fn with every stored track event's contact, time and name, without decoding the rest.
-	ScanEventNames(fn func(contactID string, at time.Time, name string) bool) error
+	// ScanTrackEvents walks the stored track events contact by contact, in contact id order, without decoding
+	// them: fn gets a contact's events' times (Unix nanoseconds) and names, in no particular order, and may keep
+	// neither slice (both are reused). It stops when fn returns false.
+	ScanTrackEvents(fn func(contactID string, at []int64, names []string) bool) error
+	// Snapshot identifies the committed state the transaction reads: two transactions with the same Snapshot
+	// see the same data, so a rebuild can read in two at once.
+	Snapshot() uint64
 }
 
 // space is one workspace's live state: its index, built once.
@@ -87,24 +92,7 @@ func (s *Service) Start(ctx context.Context, workspaces []string) error {
 // while the server was down (or was lost in a crash before it was recorded) as transitions with ReasonStart.
 func (s *Service) build(ctx context.Context, ws string) (*index.Index, error) {
 	ix := index.New(storeEvents{s.store, ws})
-	err := s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
-		rt, ok := tx.(RebuildTx)
-		if !ok {
-			return fmt.Errorf("the store cannot rebuild a segment index (%T)", tx)
-		}
-		ix.SetSeq(rt.ChangeSeq())
-		if err := tx.Scan("", func(c contacts.Contact) bool {
-			ix.Load(&c)
-			return true
-		}); err != nil {
-			return err
-		}
-		return rt.ScanEventNames(func(id string, at time.Time, name string) bool {
-			ix.LoadEvent(id, at, name)
-			return true
-		})
-	})
-	if err != nil {
+	if err := s.loadIndex(ctx, ws, ix); err != nil {
 		return nil, err
 	}
 	cat, err := s.catalog(ctx, ws)
@@ -119,10 +107,8 @@ func (s *Service) build(ctx context.Context, ws string) (*index.Index, error) {
 	ix.PutSegments(ctx, defs, now)
 	var start []Transition
 	for _, seg := range cat.list {
-		stored := map[string]bool{}
 		var members []string
 		if err := s.store.StoredMembers(ctx, ws, seg.ID, func(id string, _ time.Time) bool {
-			stored[id] = true
 			members = append(members, id)
 			return true
 		}); err != nil {
@@ -132,15 +118,22 @@ func (s *Service) build(ctx context.Context, ws string) (*index.Index, error) {
 			ix.SetMembers(ctx, seg.ID, members, true, now)
 			continue
 		}
+		left, kept := ix.Sort(seg.ID, members)
+		for _, id := range left {
+			start = append(start, Transition{Segment: seg.ID, Contact: id, Entered: false, At: now, Reason: ReasonStart})
+		}
+		if n, _ := ix.Count(seg.ID); kept == n {
+			continue // nobody entered while the server was down: the common case, without a set of the recorded
+		}
+		stored := make(map[string]bool, len(members))
+		for _, id := range members {
+			stored[id] = true
+		}
 		ix.EachMember(seg.ID, func(id string) {
 			if !stored[id] {
 				start = append(start, Transition{Segment: seg.ID, Contact: id, Entered: true, At: now, Reason: ReasonStart})
 			}
-			delete(stored, id)
 		})
-		for id := range stored {
-			start = append(start, Transition{Segment: seg.ID, Contact: id, Entered: false, At: now, Reason: ReasonStart})
-		}
 	}
 	if len(start) > 0 {
 		s.log.Info("segment changes found at start", "workspace", ws, "transitions", len(start))

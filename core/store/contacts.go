@@ -63,6 +63,8 @@ type contactsTx struct {
 	user, anon                               *bolt.Bucket
 	tags, events, eventIDs, merges, mergesTo *bolt.Bucket
 	suppression, audit, meta                 *bolt.Bucket
+	eventNames, trackEvents                  *bolt.Bucket // the track event digest (track_events.go)
+	nameCodes                                map[string]uint32
 	contactCount, eventCount                 int64
 	countsLoaded                             bool
 }
@@ -74,7 +76,15 @@ func newContactsTx(tx *bolt.Tx) *contactsTx {
 		anon: tx.Bucket(bucketIdxAnon), tags: tx.Bucket(bucketIdxTag), events: tx.Bucket(bucketEvents),
 		eventIDs: tx.Bucket(bucketEventIDs), merges: tx.Bucket(bucketMerges), mergesTo: tx.Bucket(bucketMergesInto),
 		suppression: tx.Bucket(bucketSuppression), audit: tx.Bucket(bucketAudit), meta: tx.Bucket(bucketMeta),
+		eventNames: tx.Bucket(bucketEventNames), trackEvents: tx.Bucket(bucketTrackEvents),
 	}
+}
+
+func (t *contactsTx) digest() trackDigest {
+	if t.nameCodes == nil {
+		t.nameCodes = make(map[string]uint32)
+	}
+	return trackDigest{names: t.eventNames, chunks: t.trackEvents, codes: t.nameCodes}
 }
 
 // Index entry kinds in contact_keys.
@@ -459,7 +469,8 @@ func (t *contactsTx) HasEvent(messageID string) bool {
 	return messageID != "" && t.eventIDs.Get([]byte(messageID)) != nil
 }
 
-// PutEvent stores an event under its contact, in time order, and records its message id.
+// PutEvent stores an event under its contact, in time order, and records its message id; a track event (as data
+// says) is added to the track event digest too.
 func (t *contactsTx) PutEvent(e events.Event, data []byte) error {
 	if e.ContactID == "" || e.MessageID == "" {
 		return fmt.Errorf("event needs a contact id and a message id")
@@ -474,6 +485,9 @@ func (t *contactsTx) PutEvent(e events.Event, data []byte) error {
 		}
 	}
 	k := eventKey(e.ContactID, e.Timestamp, e.MessageID)
+	if err := t.digest().put(e.ContactID, eventTime(e.Timestamp), data); err != nil {
+		return fmt.Errorf("event %q: %w", e.MessageID, err)
+	}
 	if err := t.events.Put(k, data); err != nil {
 		return err
 	}
@@ -528,8 +542,12 @@ func (t *contactsTx) eventsOf(contactID string) []rawKV {
 	return out
 }
 
-// MoveEvents gives every event of from to contact to. Stored events do not name their contact, so only keys move.
+// MoveEvents gives every event of from to contact to. Stored events do not name their contact, so only keys move;
+// from's track event digest entries are appended to to's.
 func (t *contactsTx) MoveEvents(from, to string) (int, error) {
+	if err := t.digest().move(from, to); err != nil {
+		return 0, fmt.Errorf("moving track events of %q: %w", from, err)
+	}
 	list := t.eventsOf(from)
 	prefix := len(from) + 1
 	for _, kv := range list {
@@ -547,8 +565,11 @@ func (t *contactsTx) MoveEvents(from, to string) (int, error) {
 	return len(list), nil
 }
 
-// DeleteEvents removes every event of a contact and their message ids.
+// DeleteEvents removes every event of a contact, their message ids and the contact's track event digest entries.
 func (t *contactsTx) DeleteEvents(contactID string) (int, error) {
+	if _, err := t.digest().take(contactID); err != nil {
+		return 0, fmt.Errorf("deleting track events of %q: %w", contactID, err)
+	}
 	list := t.eventsOf(contactID)
 	prefix := len(contactID) + 1 + 8
 	for _, kv := range list {

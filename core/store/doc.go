@@ -39,6 +39,17 @@
 //	├── events/                 <contact id> NUL <timestamp: uint64 big-endian unix nanos + 2^63> <message id>
 //	│                           -> JSON events.Event  (a contact's events in time order)
 //	├── event_ids/              <message id> -> key in events/                                 (deduplication)
+//	├── event_names/            <track event name> -> uint32 big-endian code                              (schema 5)
+//	│                           (codes of the track event digest: the empty name is code 0 and not stored, as
+//	│                           bbolt keys cannot be empty; the others get the bucket's NextSequence, 1, 2, ...;
+//	│                           names are never deleted, so codes are never reused)
+//	├── track_events/           <contact id> NUL <uint32 big-endian chunk number> -> packed entries     (schema 5)
+//	│                           (track_events.go: the track event digest, a copy of what the segment index needs
+//	│                           of each track event in events/, ~10 bytes instead of its JSON; each entry is the
+//	│                           8 bytes of time of its events/ key, then a uvarint name code. A contact's entries
+//	│                           are appended to its last chunk until it would pass 2 KiB, then to chunk n+1;
+//	│                           append order, not time order. PutEvent, MoveEvents and DeleteEvents keep it in
+//	│                           step with events/; schema 5's migration fills it from events/)
 //	├── merges/                 <merged-away contact id> -> JSON contacts.Merge                (redirects)
 //	├── merges_into/            <survivor id> NUL <merged-away id> -> ""
 //	├── suppression/            <SHA-256 hex of "email:"/"phone:" + value> -> RFC 3339 time    (erased contacts)
@@ -98,6 +109,10 @@ var (
 	// bucketSegmentMembers and bucketSegmentHistory hold the recorded side of segment membership (segments.go).
 	bucketSegmentMembers = []byte("segment_members")
 	bucketSegmentHistory = []byte("segment_history")
+	// bucketEventNames and bucketTrackEvents hold the track event digest (track_events.go) that the segment index
+	// reads at start instead of events/.
+	bucketEventNames  = []byte("event_names")
+	bucketTrackEvents = []byte("track_events")
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")

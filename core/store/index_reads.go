@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/crosscast/crosscast/core/events"
 	"github.com/crosscast/crosscast/core/segments"
@@ -23,53 +22,96 @@ func (t *contactsTx) ChangeSeq() uint64 {
 	return 0
 }
 
-// nameCacheMax bounds the strings ScanEventNames keeps to hand out the same name without allocating: event names
-// are few (a product's tracking plan), so the cache is a small map; past the bound, names are allocated as usual.
-const nameCacheMax = 4096
+// Snapshot identifies the committed state the transaction reads: the bbolt transaction id (meta txid) of a read
+// transaction, which only a committed write changes. Two transactions with the same Snapshot see the same data.
+func (t *contactsTx) Snapshot() uint64 {
+	return uint64(t.tx.ID())
+}
 
-// ScanEventNames walks every stored event in key order (contact id, then time) and calls fn with the contact, the
-// time from the key and the name of each track event, until fn returns false. Values are not decoded: the name is
-// read from the prefix events.Encode writes ({"message_id":...,"type":...,"name":...}); a value that does not
-// start that way (another writer's key order, whitespace) is decoded with encoding/json instead.
-func (t *contactsTx) ScanEventNames(fn func(contactID string, at time.Time, name string) bool) error {
-	names := make(map[string]string)
-	var contact string
-	c := t.events.Cursor()
+// ScanTrackEvents walks the stored track events contact by contact, in contact id order, without decoding them: fn
+// gets a contact's events' times (Unix nanoseconds) and names, in no particular order, and may keep neither slice
+// (both are reused). It stops when fn returns false.
+//
+// It reads the digest (event_names, track_events; doc.go), not events/: event_names once into a table, then each
+// chunk of track_events in key order, so a contact's chunks come together. A chunk that does not decode is an
+// error naming its key.
+func (t *contactsTx) ScanTrackEvents(fn func(contactID string, at []int64, names []string) bool) error {
+	table, err := t.eventNameTable()
+	if err != nil {
+		return err
+	}
+	var (
+		contact string
+		started bool
+		ats     []int64
+		names   []string
+	)
+	c := t.trackEvents.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		nul := bytes.IndexByte(k, 0)
-		if nul < 0 || len(k) < nul+1+8 {
-			return fmt.Errorf("corrupt event key %q", k)
+		nul := len(k) - chunkKeySuffix
+		if nul < 0 || k[nul] != 0 {
+			return fmt.Errorf("corrupt track_events key %q", k)
 		}
-		name, track, ok := trackName(v)
-		if !ok {
-			var e events.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decoding event %q: %w", k, err)
+		if id := k[:nul]; !started || contact != string(id) { // no allocation: the comparison does not copy
+			if started && len(ats) > 0 && !fn(contact, ats, names) {
+				return nil
 			}
-			track, ok = e.Type == events.Track, true
-			name = nil
-			if track {
-				name = []byte(e.Name)
+			contact, started = string(id), true
+			ats, names = ats[:0], names[:0]
+		}
+		for off := 0; off < len(v); {
+			b := v[off:]
+			if len(b) < 9 {
+				return fmt.Errorf("corrupt track_events chunk %q: truncated entry at byte %d", k, off)
 			}
-		}
-		if !track {
-			continue
-		}
-		if id := k[:nul]; contact != string(id) { // no allocation: the comparison does not copy
-			contact = string(id)
-		}
-		s, hit := names[string(name)]
-		if !hit {
-			s = string(name)
-			if len(names) < nameCacheMax {
-				names[s] = s
+			var code uint64
+			w := 1
+			if b[8] < 0x80 {
+				code = uint64(b[8])
+			} else if code, w = binary.Uvarint(b[8:]); w <= 0 {
+				return fmt.Errorf("corrupt track_events chunk %q: truncated entry at byte %d", k, off)
 			}
-		}
-		if !fn(contact, decodeOrderedTime(k[nul+1:nul+9]), s) {
-			return nil
+			if code >= uint64(len(table)) {
+				return fmt.Errorf("corrupt track_events chunk %q: unknown event name code %d at byte %d", k, code, off)
+			}
+			ats = append(ats, int64(binary.BigEndian.Uint64(b)^(1<<63)))
+			names = append(names, table[code])
+			off += 8 + w
 		}
 	}
+	if started && len(ats) > 0 {
+		fn(contact, ats, names)
+	}
 	return nil
+}
+
+// eventNameTable reads event_names into a table from code to name, checking that the codes are dense from 1 (0 is
+// the empty name, not stored).
+func (t *contactsTx) eventNameTable() ([]string, error) {
+	type pair struct {
+		name string
+		code uint32
+	}
+	var pairs []pair
+	err := t.eventNames.ForEach(func(k, v []byte) error {
+		if len(v) != 4 {
+			return fmt.Errorf("corrupt event name code for %q", k)
+		}
+		pairs = append(pairs, pair{string(k), binary.BigEndian.Uint32(v)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	table := make([]string, len(pairs)+1)
+	seen := make([]bool, len(pairs)+1)
+	for _, p := range pairs {
+		if p.code == 0 || int64(p.code) > int64(len(pairs)) || seen[p.code] {
+			return nil, fmt.Errorf("corrupt event name code %d for %q: codes are not dense", p.code, p.name)
+		}
+		table[p.code], seen[p.code] = p.name, true
+	}
+	return table, nil
 }
 
 var (

@@ -38,6 +38,7 @@ func workspaceMigrations() []migration {
 		{4, "create segment_members and segment_history buckets", func(tx *bolt.Tx) error {
 			return createBuckets(tx, bucketSegmentMembers, bucketSegmentHistory)
 		}},
+		{5, "create event_names and track_events buckets, filled from events", buildTrackDigest},
 	}
 }
 

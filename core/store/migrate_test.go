@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/events"
 	"github.com/crosscast/crosscast/core/workspaces"
 	bolt "go.etcd.io/bbolt"
 )
@@ -409,5 +412,198 @@ func TestOpenHandBuiltVersion1(t *testing.T) {
 	}
 	if _, err := s.Workspace("acme"); err != nil {
 		t.Error(err)
+	}
+}
+
+// v4Event is an event as a version 4 file holds it: under its events/ key, value as written (raw: by hand).
+type v4Event struct {
+	e   events.Event
+	raw string
+}
+
+// buildV4Workspace writes workspace acme's file at schema version 4 (the production migrations up to 4 only),
+// holding evs written straight into events/ and event_ids/ as version 4 wrote them.
+func buildV4Workspace(t *testing.T, path string, evs []v4Event) {
+	t.Helper()
+	db := openRawBolt(t, path)
+	if err := migrate(db, kindWorkspace, "acme", workspaceMigrations()[:4]); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("track_events")) != nil || tx.Bucket([]byte("event_names")) != nil {
+			return errors.New("version 4 file has the digest buckets")
+		}
+		for _, ev := range evs {
+			data := []byte(ev.raw)
+			if ev.raw == "" {
+				var err error
+				if data, err = events.Encode(ev.e); err != nil {
+					return err
+				}
+			}
+			k := eventKey(ev.e.ContactID, ev.e.Timestamp, ev.e.MessageID)
+			if err := tx.Bucket(bucketEvents).Put(k, data); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketEventIDs).Put([]byte(ev.e.MessageID), k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyEventCount, be64(uint64(len(evs))))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := storedVersion(t, db); v != 4 {
+		t.Fatalf("built a version %d file", v)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// v4DataDir makes a data dir whose workspace acme's file is at version 4, holding evs.
+func v4DataDir(t *testing.T, evs []v4Event) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	s := openTest(t, dir)
+	mustCreateWorkspaces(t, s, "acme")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, workspaceDir, "acme.db")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	buildV4Workspace(t, path, evs)
+	return dir, path
+}
+
+func TestMigrateToTrackDigest(t *testing.T) {
+	at := func(s int) time.Time { return fixedTime.Add(time.Duration(s) * time.Second) }
+	ev := func(contact, id string, typ events.Type, name string, s int) v4Event {
+		return v4Event{e: testEvent(contact, id, typ, name, at(s))}
+	}
+	raw := func(contact, id string, s int, value string) v4Event {
+		return v4Event{e: events.Event{ContactID: contact, MessageID: id, Timestamp: at(s)}, raw: value}
+	}
+	heavy := func(n int) []v4Event {
+		var out []v4Event
+		for i := range n {
+			out = append(out, ev("heavy", fmt.Sprintf("h%d", i), events.Track, fmt.Sprintf("Step %d", i%7), n-i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name       string
+		evs        []v4Event
+		want       []contactTracks
+		wantChunks map[string]int
+	}{
+		{name: "no events", want: []contactTracks{}, wantChunks: map[string]int{}},
+		{
+			name: "track events only, names as stored, values in other forms decoded in full",
+			evs: []v4Event{
+				ev("c2", "m1", events.Track, "Order Completed", 1),
+				ev("c1", "m2", events.Track, "Signed Up", 5),
+				ev("c1", "m3", events.Page, "Pricing", 3),
+				ev("c1", "m4", events.Track, "bad utf8 \xff", 4),
+				ev("c1", "m5", events.Identify, "", 6),
+				raw("c1", "r1", 1, `{"type":"track","message_id":"r1","name":"Other Order"}`),
+				raw("c1", "r2", 2, `{ "message_id": "r2", "type": "track", "name": "Spaced \u00e9" }`),
+				raw("c3", "r3", 7, `{"message_id":"r3","type":"track"}`),
+				raw("c3", "r4", 8, `{"message_id":"r4","type":"page","name":"Not Track"}`),
+			},
+			want: []contactTracks{
+				{"c1", []tracked{
+					{at(1).UnixNano(), "Other Order"}, {at(2).UnixNano(), "Spaced é"},
+					{at(4).UnixNano(), "bad utf8 \uFFFD"}, {at(5).UnixNano(), "Signed Up"},
+				}},
+				{"c2", []tracked{{at(1).UnixNano(), "Order Completed"}}},
+				{"c3", []tracked{{at(7).UnixNano(), ""}}},
+			},
+			wantChunks: map[string]int{"c1": 1, "c2": 1, "c3": 1},
+		},
+		{
+			name:       "a heavy contact gets several chunks", // 600 entries of 9 bytes: 227 to a chunk
+			evs:        append(heavy(600), ev("light", "l1", events.Track, "Step 1", 1)),
+			wantChunks: map[string]int{"heavy": 3, "light": 1},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, path := v4DataDir(t, tc.evs)
+			before := dumpBolt(t, path)
+
+			s := openTest(t, dir)
+			db := workspaceDB(t, s)
+			_ = db.View(func(tx *bolt.Tx) error {
+				if v := schemaVersion(tx); v != 5 {
+					t.Errorf("schema version %d after opening, want 5", v)
+				}
+				return nil
+			})
+			chunks := checkDigest(t, s)
+			if !reflect.DeepEqual(chunks, tc.wantChunks) {
+				t.Errorf("chunks per contact %v, want %v", chunks, tc.wantChunks)
+			}
+			if tc.want != nil {
+				if got := scanTracks(t, s); !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("got\n%+v\nwant\n%+v", got, tc.want)
+				}
+			}
+
+			// Writes after the migration keep the digest in step: known names keep their code, new ones get the
+			// next.
+			err := s.UpdateContacts(context.Background(), "acme", func(tx contacts.Tx) error {
+				for i, name := range []string{"Order Completed", "Step 3", "Brand New", ""} {
+					if err := tx.PutEvent(testEvent("c1", fmt.Sprintf("after%d", i), events.Track, name, at(100+i)), nil); err != nil {
+						return err
+					}
+				}
+				if _, err := tx.MoveEvents("heavy", "c1"); err != nil {
+					return err
+				}
+				_, err := tx.DeleteEvents("c2")
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDigest(t, s)
+
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			after := dumpBolt(t, path)
+			for k, v := range before {
+				if k != "meta/schema_version" && !strings.HasPrefix(k, "events/") && !strings.HasPrefix(k, "event_ids/") &&
+					!strings.HasPrefix(k, "meta/") && after[k] != v {
+					t.Errorf("%s = %q after migration, was %q", k, after[k], v)
+				}
+			}
+		})
+	}
+}
+
+// The migration's fill runs in the migration's transaction: an event it cannot read leaves the file at version 4,
+// as it was, and Open says which event.
+func TestMigrateToTrackDigestRefusesUnreadableEvent(t *testing.T) {
+	dir, path := v4DataDir(t, []v4Event{
+		{e: testEvent("c1", "m1", events.Track, "Fine", fixedTime)},
+		{e: events.Event{ContactID: "c1", MessageID: "bad", Timestamp: fixedTime.Add(time.Second)}, raw: `{"message_id":"bad","type":"track","name":`},
+	})
+	before := dumpBolt(t, path)
+	s, err := Open(context.Background(), Options{Dir: dir, LockTimeout: 100 * time.Millisecond, Logger: testLogger(t)})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open succeeded")
+	}
+	for _, want := range []string{"migration 5", "decoding event", `bad`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open error %q should contain %q", err, want)
+		}
+	}
+	if after := dumpBolt(t, path); !reflect.DeepEqual(after, before) {
+		t.Errorf("the failed migration changed the file: %v", diffDumps(before, after))
 	}
 }

@@ -349,6 +349,22 @@ func (ix *Index) Members(id, after string, limit int) (page []string, next strin
 	return page, ""
 }
 
+// Sort splits ids into the segment's members (how many) and the others (returned, in the order given): what a
+// start compares the recorded members with.
+func (ix *Index) Sort(id string, ids []string) (others []string, members int) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := ix.segs[id]
+	for _, contactID := range ids {
+		if slot, ok := ix.slots[contactID]; ok && s != nil && s.members.has(slot) {
+			members++
+		} else {
+			others = append(others, contactID)
+		}
+	}
+	return others, members
+}
+
 // EachMember calls fn with every member of a segment, in no particular order.
 func (ix *Index) EachMember(id string, fn func(contactID string)) {
 	ix.mu.RLock()
