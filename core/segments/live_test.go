@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,5 +369,99 @@ func TestRulesAreCheckedAgainstTheAttributesKinds(t *testing.T) {
 	}
 	if _, err := w.ss.Create(context.Background(), "acme", segments.Input{Name: name("Adults"), Rule: rawRule(`age >= 18`)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// movingSnapshots is a store whose read transactions never see the same state twice, as when writes commit
+// between them: a start cannot load on two transactions and must load in one.
+type movingSnapshots struct {
+	*store.Store
+	views atomic.Int64
+}
+
+// rebuildContactsTx is what the store's read transactions are.
+type rebuildContactsTx interface {
+	contacts.Tx
+	segments.RebuildTx
+}
+
+type movingTx struct {
+	rebuildContactsTx
+	snapshot uint64
+}
+
+func (t movingTx) Snapshot() uint64 { return t.snapshot }
+
+func (m *movingSnapshots) ViewContacts(ctx context.Context, ws string, fn func(contacts.Tx) error) error {
+	return m.Store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
+		return fn(movingTx{tx.(rebuildContactsTx), uint64(m.views.Add(1))})
+	})
+}
+
+func TestStartLoadsTheSameIndexInOneTransaction(t *testing.T) {
+	w := newLiveWorld(t)
+	ctx := context.Background()
+	for i := range 40 {
+		email := fmt.Sprintf("c%02d@example.com", i)
+		w.upsert(email, map[string]any{"country": []string{"FR", "DE"}[i%2], "n": i}, []string{"vip", "new"}[i%3%2])
+		for k := range i % 4 {
+			w.track(email, []string{"Page Viewed", "Order Completed"}[k%2], now.Add(-time.Duration(i*k)*time.Hour))
+		}
+	}
+	var ids []string
+	for _, s := range [][2]string{
+		{"FR", `country = "FR"`},
+		{"Buyers", `performed("Order Completed", within: 30d)`},
+		{"Active", `performed("Page Viewed", count >= 2) and n > 10`},
+		{"VIP FR", `has_tag("vip") and in_segment("FR")`},
+	} {
+		ids = append(ids, w.create(s[0], s[1]).ID)
+	}
+	members := func(ss *segments.Service) map[string][]string {
+		out := map[string][]string{}
+		for _, id := range ids {
+			page, _, err := ss.Members(ctx, "acme", id, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page {
+				out[id] = append(out[id], c.ID)
+			}
+		}
+		return out
+	}
+	want := members(w.ss)
+	for _, id := range ids {
+		if len(want[id]) == 0 {
+			t.Fatalf("segment %s has no member to compare", id)
+		}
+	}
+	w.close()
+
+	st, err := store.Open(ctx, store.Options{Dir: w.dir, Logger: w.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	for _, tt := range []struct {
+		name  string
+		store segments.Store
+	}{
+		{"two transactions", st},
+		{"one transaction", &movingSnapshots{Store: st}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ss := segments.NewService(tt.store, nil, w.log, w.now)
+			defer ss.Close()
+			if err := ss.Start(ctx, []string{"acme"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := members(ss); !reflect.DeepEqual(got, want) {
+				t.Fatalf("members after the start: %v, want %v", got, want)
+			}
+			if m, ok := tt.store.(*movingSnapshots); ok && m.views.Load() < 2*3+1 {
+				t.Fatalf("%d read transactions: the start did not try loading in parallel before one transaction", m.views.Load())
+			}
+		})
 	}
 }
