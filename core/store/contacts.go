@@ -387,12 +387,20 @@ func (t *contactsTx) Scan(after string, fn func(contacts.Contact) bool) error {
 	if k != nil && string(k) == after {
 		k, v = c.Next()
 	}
+	// last_seen has the same keys: a second cursor walks it in step instead of a lookup per contact.
+	seen := t.lastSeen.Cursor()
+	sk, sv := seen.Seek(k)
 	for ; k != nil; k, v = c.Next() {
 		var ct contacts.Contact
 		if err := contacts.Decode(v, &ct); err != nil {
 			return fmt.Errorf("decoding contact %s: %w", k, err)
 		}
-		ct.LastSeenAt = t.seen(ct.ID)
+		for sk != nil && bytes.Compare(sk, k) < 0 {
+			sk, sv = seen.Next()
+		}
+		if sk != nil && bytes.Equal(sk, k) && len(sv) == 8 {
+			ct.LastSeenAt = time.Unix(0, int64(binary.BigEndian.Uint64(sv))).UTC()
+		}
 		if !fn(ct) {
 			return nil
 		}

@@ -742,3 +742,63 @@ func BenchmarkScanTrackEvents(b *testing.B) {
 		}
 	}
 }
+
+// TestScanReadsLastSeen checks that Scan, which walks last_seen in step with contacts, gives each contact the time
+// Get gives, from any starting point, with contacts seen and not seen interleaved.
+func TestScanReadsLastSeen(t *testing.T) {
+	s := segStore(t)
+	ctx := context.Background()
+	ids := []string{"a", "b", "c", "d", "e"}
+	err := s.UpdateContacts(ctx, "acme", func(tx contacts.Tx) error {
+		for i, id := range ids {
+			if err := tx.Put(contacts.Contact{ID: id, CreatedAt: fixedTime, UpdatedAt: fixedTime}); err != nil {
+				return err
+			}
+			if i%2 == 1 { // b and d
+				if err := tx.SeenAt(id, fixedTime.Add(time.Duration(i)*time.Hour), time.Minute); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.SeenAt("zz-no-contact", fixedTime, time.Minute) // a last_seen key after every contact
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []string{"", "a", "b", "bb", "d", "e"} {
+		t.Run("after "+after, func(t *testing.T) {
+			err := s.ViewContacts(ctx, "acme", func(tx contacts.Tx) error {
+				var got []string
+				if err := tx.Scan(after, func(c contacts.Contact) bool {
+					want, _, err := tx.Get(c.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !c.LastSeenAt.Equal(want.LastSeenAt) {
+						t.Errorf("%s: last seen %v by Scan, %v by Get", c.ID, c.LastSeenAt, want.LastSeenAt)
+					}
+					if (c.ID == "b" || c.ID == "d") == c.LastSeenAt.IsZero() {
+						t.Errorf("%s: last seen %v", c.ID, c.LastSeenAt)
+					}
+					got = append(got, c.ID)
+					return true
+				}); err != nil {
+					return err
+				}
+				var want []string
+				for _, id := range ids {
+					if id > after {
+						want = append(want, id)
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("Scan after %q: %v, want %v", after, got, want)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
