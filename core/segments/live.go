@@ -18,10 +18,12 @@ import (
 type RebuildTx interface {
 	// ChangeSeq is the last number of the workspace's change sequence (contacts.Change.Seq) committed.
 	ChangeSeq() uint64
+	// TrackEventNames returns the names of track events by code, as ScanTrackEvents gives them.
+	TrackEventNames() ([]string, error)
 	// ScanTrackEvents walks the stored track events contact by contact, in contact id order, without decoding
-	// them: fn gets a contact's events' times (Unix nanoseconds) and names, in no particular order, and may keep
-	// neither slice (both are reused). It stops when fn returns false.
-	ScanTrackEvents(fn func(contactID string, at []int64, names []string) bool) error
+	// them: fn gets a contact's events' times (Unix nanoseconds) and name codes, in no particular order, and may
+	// keep neither slice (both are reused). It stops when fn returns false.
+	ScanTrackEvents(fn func(contactID string, at []int64, codes []uint32) bool) error
 	// Snapshot identifies the committed state the transaction reads: two transactions with the same Snapshot
 	// see the same data, so a rebuild can read in two at once.
 	Snapshot() uint64

@@ -27,45 +27,53 @@ const (
 var errMoved = errors.New("the store changed while loading began")
 
 // eventRuns holds the track events read for loading, contact by contact: run i's events are at[from[i]:from[i+1]]
-// (the last run's end is len(at)), their names table[codes[...]].
+// (the last run's end is len(at)), with codes[...] the store's name codes, names their table.
 type eventRuns struct {
 	ids   []string
 	from  []int
 	at    []int64
 	codes []uint32
-	table []string
-	index map[string]uint32
+	names []string
 }
 
-func (r *eventRuns) add(id string, at []int64, names []string) {
+func (r *eventRuns) add(id string, at []int64, codes []uint32) {
 	r.ids = append(r.ids, id)
 	r.from = append(r.from, len(r.at))
 	r.at = append(r.at, at...)
-	for _, n := range names {
-		c, ok := r.index[n]
-		if !ok {
-			c = uint32(len(r.table))
-			r.table = append(r.table, n)
-			r.index[n] = c
-		}
-		r.codes = append(r.codes, c)
-	}
+	r.codes = append(r.codes, codes...)
 }
 
-// into hands every run to the index.
+// into hands every run to the index, its codes translated to the index's.
 func (r *eventRuns) into(ix *index.Index) {
-	var names []string
+	xlate := ix.EventCodes(r.names)
+	for i, c := range r.codes {
+		r.codes[i] = xlate[c]
+	}
 	for i, id := range r.ids {
 		end := len(r.at)
 		if i+1 < len(r.from) {
 			end = r.from[i+1]
 		}
-		names = names[:0]
-		for _, c := range r.codes[r.from[i]:end] {
-			names = append(names, r.table[c])
-		}
-		ix.LoadEvents(id, r.at[r.from[i]:end], names)
+		ix.LoadEvents(id, r.at[r.from[i]:end], r.codes[r.from[i]:end])
 	}
+}
+
+// loadEvents reads the track events of rt into the index, one contact at a time.
+func loadEvents(ctx context.Context, rt RebuildTx, ix *index.Index) error {
+	names, err := rt.TrackEventNames()
+	if err != nil {
+		return err
+	}
+	xlate := ix.EventCodes(names)
+	var codes []uint32
+	return rt.ScanTrackEvents(func(id string, at []int64, stored []uint32) bool {
+		codes = codes[:0]
+		for _, c := range stored {
+			codes = append(codes, xlate[c])
+		}
+		ix.LoadEvents(id, at, codes)
+		return ctx.Err() == nil
+	})
 }
 
 // loadIndex fills ix, a new index, from the store.
@@ -90,10 +98,7 @@ func (s *Service) loadIndex(ctx context.Context, ws string, ix *index.Index) err
 		}); err != nil {
 			return err
 		}
-		if err := rt.ScanTrackEvents(func(id string, at []int64, names []string) bool {
-			ix.LoadEvents(id, at, names)
-			return ctx.Err() == nil
-		}); err != nil {
+		if err := loadEvents(ctx, rt, ix); err != nil {
 			return err
 		}
 		return ctx.Err()
@@ -114,7 +119,7 @@ func (s *Service) loadParallel(ctx context.Context, ws string, ix *index.Index) 
 	snapshot := make(chan uint64, 1) // the events transaction's
 	agree := make(chan bool, 1)      // whether the contacts transaction's is the same
 	done := make(chan error, 1)      // the events goroutine's result
-	runs := &eventRuns{index: map[string]uint32{}}
+	runs := &eventRuns{}
 	go func() {
 		done <- s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
 			rt, err := rebuildTx(tx)
@@ -125,8 +130,13 @@ func (s *Service) loadParallel(ctx context.Context, ws string, ix *index.Index) 
 			if !<-agree {
 				return errMoved
 			}
-			return rt.ScanTrackEvents(func(id string, at []int64, names []string) bool {
-				runs.add(id, at, names)
+			if runs.names, err = rt.TrackEventNames(); err != nil {
+				return err
+			}
+			n := tx.EventCount() // all types: at least the track events
+			runs.at, runs.codes = make([]int64, 0, n), make([]uint32, 0, n)
+			return rt.ScanTrackEvents(func(id string, at []int64, codes []uint32) bool {
+				runs.add(id, at, codes)
 				return ctx.Err() == nil
 			})
 		})

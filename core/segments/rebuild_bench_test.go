@@ -96,8 +96,18 @@ func BenchmarkRebuild(b *testing.B) {
 				}
 				t[0] = time.Since(began)
 				began = time.Now()
-				return rt.ScanTrackEvents(func(id string, at []int64, names []string) bool {
-					ix.LoadEvents(id, at, names)
+				names, err := rt.TrackEventNames()
+				if err != nil {
+					return err
+				}
+				xlate := ix.EventCodes(names)
+				var codes []uint32
+				return rt.ScanTrackEvents(func(id string, at []int64, stored []uint32) bool {
+					codes = codes[:0]
+					for _, c := range stored {
+						codes = append(codes, xlate[c])
+					}
+					ix.LoadEvents(id, at, codes)
 					return true
 				})
 			})
@@ -147,7 +157,7 @@ func BenchmarkRebuild(b *testing.B) {
 				}
 				t[4] = time.Since(began)
 				began = time.Now()
-				err := tx.(segments.RebuildTx).ScanTrackEvents(func(string, []int64, []string) bool { return true })
+				err := tx.(segments.RebuildTx).ScanTrackEvents(func(string, []int64, []uint32) bool { return true })
 				t[5] = time.Since(began)
 				return err
 			})
@@ -179,7 +189,7 @@ func storeCounts(b *testing.B, st *store.Store) (n, e int) {
 }
 
 // rebuildDataVersion names the generated data: change it when the synth package or the fill changes, so that old caches are not reused.
-const rebuildDataVersion = "v2"
+const rebuildDataVersion = "v3"
 
 const rebuildWS = "bench"
 

@@ -28,14 +28,18 @@ func (t *contactsTx) Snapshot() uint64 {
 	return uint64(t.tx.ID())
 }
 
+// TrackEventNames returns the names of track events by code (TrackEventNames()[code]), as ScanTrackEvents gives
+// them in the same transaction.
+func (t *contactsTx) TrackEventNames() ([]string, error) { return t.eventNameTable() }
+
 // ScanTrackEvents walks the stored track events contact by contact, in contact id order, without decoding them: fn
-// gets a contact's events' times (Unix nanoseconds) and names, in no particular order, and may keep neither slice
-// (both are reused). It stops when fn returns false.
+// gets a contact's events' times (Unix nanoseconds) and name codes (see TrackEventNames), in no particular order,
+// and may keep neither slice (both are reused). It stops when fn returns false.
 //
-// It reads the digest (event_names, track_events; doc.go), not events/: event_names once into a table, then each
-// chunk of track_events in key order, so a contact's chunks come together. A chunk that does not decode is an
-// error naming its key.
-func (t *contactsTx) ScanTrackEvents(fn func(contactID string, at []int64, names []string) bool) error {
+// It reads the digest (event_names, track_events; doc.go), not events/: event_names once, to check codes, then
+// each chunk of track_events in key order, so a contact's chunks come together. A chunk that does not decode is
+// an error naming its key.
+func (t *contactsTx) ScanTrackEvents(fn func(contactID string, at []int64, codes []uint32) bool) error {
 	table, err := t.eventNameTable()
 	if err != nil {
 		return err
@@ -44,7 +48,7 @@ func (t *contactsTx) ScanTrackEvents(fn func(contactID string, at []int64, names
 		contact string
 		started bool
 		ats     []int64
-		names   []string
+		codes   []uint32
 	)
 	c := t.trackEvents.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -53,11 +57,11 @@ func (t *contactsTx) ScanTrackEvents(fn func(contactID string, at []int64, names
 			return fmt.Errorf("corrupt track_events key %q", k)
 		}
 		if id := k[:nul]; !started || contact != string(id) { // no allocation: the comparison does not copy
-			if started && len(ats) > 0 && !fn(contact, ats, names) {
+			if started && len(ats) > 0 && !fn(contact, ats, codes) {
 				return nil
 			}
 			contact, started = string(id), true
-			ats, names = ats[:0], names[:0]
+			ats, codes = ats[:0], codes[:0]
 		}
 		for off := 0; off < len(v); {
 			b := v[off:]
@@ -75,12 +79,12 @@ func (t *contactsTx) ScanTrackEvents(fn func(contactID string, at []int64, names
 				return fmt.Errorf("corrupt track_events chunk %q: unknown event name code %d at byte %d", k, code, off)
 			}
 			ats = append(ats, int64(binary.BigEndian.Uint64(b)^(1<<63)))
-			names = append(names, table[code])
+			codes = append(codes, uint32(code))
 			off += 8 + w
 		}
 	}
 	if started && len(ats) > 0 {
-		fn(contact, ats, names)
+		fn(contact, ats, codes)
 	}
 	return nil
 }

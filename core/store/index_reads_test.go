@@ -89,16 +89,23 @@ func scanTracks(t *testing.T, s *Store) []contactTracks {
 	t.Helper()
 	out := []contactTracks{}
 	viewIndex(t, s, func(r indexReader) {
-		if err := r.ScanTrackEvents(func(c string, at []int64, names []string) bool {
-			if len(at) != len(names) {
-				t.Errorf("%s: %d times and %d names", c, len(at), len(names))
+		table, err := r.TrackEventNames()
+		if err != nil {
+			t.Fatalf("TrackEventNames: %v", err)
+		}
+		if err := r.ScanTrackEvents(func(c string, at []int64, codes []uint32) bool {
+			if len(at) != len(codes) {
+				t.Errorf("%s: %d times and %d names", c, len(at), len(codes))
 			}
 			if n := len(out); n > 0 && out[n-1].Contact >= c {
 				t.Errorf("contact %q after %q: not in id order", c, out[n-1].Contact)
 			}
 			es := make([]tracked, len(at))
 			for i := range at {
-				es[i] = tracked{at[i], names[i]}
+				if int(codes[i]) >= len(table) {
+					t.Fatalf("%s: name code %d, of %d names", c, codes[i], len(table))
+				}
+				es[i] = tracked{at[i], table[codes[i]]}
 			}
 			sortTracked(es)
 			out = append(out, contactTracks{c, es})
@@ -449,7 +456,7 @@ func TestScanTrackEventsStops(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			calls, last, n := 0, "", 0
 			viewIndex(t, s, func(r indexReader) {
-				if err := r.ScanTrackEvents(func(c string, at []int64, _ []string) bool {
+				if err := r.ScanTrackEvents(func(c string, at []int64, _ []uint32) bool {
 					calls, last, n = calls+1, c, len(at)
 					return calls < tc.stopAfter
 				}); err != nil {
@@ -508,7 +515,7 @@ func TestTrackDigestCorruption(t *testing.T) {
 				t.Fatal(err)
 			}
 			viewIndex(t, s, func(r indexReader) {
-				err := r.ScanTrackEvents(func(string, []int64, []string) bool { return true })
+				err := r.ScanTrackEvents(func(string, []int64, []uint32) bool { return true })
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
 				}
@@ -710,7 +717,7 @@ func BenchmarkScanTrackEvents(b *testing.B) {
 					err := s.ViewContacts(ctx, "acme", func(tx contacts.Tx) error {
 						switch mode {
 						case "digest":
-							return tx.(indexReader).ScanTrackEvents(func(_ string, at []int64, _ []string) bool { n += len(at); return true })
+							return tx.(indexReader).ScanTrackEvents(func(_ string, at []int64, _ []uint32) bool { n += len(at); return true })
 						case "events fast path":
 							return tx.(*contactsTx).events.ForEach(func(k, v []byte) error {
 								if _, track, ok := trackName(v); ok && track && len(k) > 9 {

@@ -96,13 +96,14 @@ func benchIndex(b *testing.B) *fixture {
 			all[i] = slices.Clone(evs)
 		}
 		var at []int64
-		var names []string
+		var codes []uint32
+		xlate := f.ix.EventCodes(synth.EventNames)
 		for i, list := range all {
-			at, names = at[:0], names[:0]
+			at, codes = at[:0], codes[:0]
 			for _, e := range list {
-				at, names = append(at, e.At), append(names, synth.EventNames[e.Name])
+				at, codes = append(at, e.At), append(codes, xlate[e.Name])
 			}
-			f.ix.LoadEvents(f.ids[i], at, names)
+			f.ix.LoadEvents(f.ids[i], at, codes)
 			all[i] = nil
 		}
 		f.took = time.Since(began)
@@ -158,12 +159,13 @@ func BenchmarkIndexBuild(b *testing.B) {
 		ix.Grow(len(people))
 		ix.Load(people...)
 		var at []int64
-		var names []string
+		var codes []uint32
+		xlate := ix.EventCodes(synth.EventNames)
 		for i, e := range evs { // a contact's events at once, as the store's scan hands them
-			at, names = append(at, e.At), append(names, synth.EventNames[e.Name])
+			at, codes = append(at, e.At), append(codes, xlate[e.Name])
 			if i == len(evs)-1 || evs[i+1].contact != e.contact {
-				ix.LoadEvents(people[e.contact].ID, at, names)
-				at, names = at[:0], names[:0]
+				ix.LoadEvents(people[e.contact].ID, at, codes)
+				at, codes = at[:0], codes[:0]
 			}
 		}
 	}

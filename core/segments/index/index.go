@@ -160,11 +160,22 @@ func (ix *Index) Load(cs ...contacts.Contact) {
 	}
 }
 
-// LoadEvents adds a contact's stored track events during a rebuild: their times (Unix nanoseconds) and names, in
-// any order. Events of a contact not loaded (yet) are kept for it.
-func (ix *Index) LoadEvents(contactID string, at []int64, names []string) {
-	if len(at) != len(names) {
-		panic("index: LoadEvents with as many times as names")
+// EventCodes returns the index's codes for event names (creating them): what LoadEvents takes.
+func (ix *Index) EventCodes(names []string) []uint32 {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	out := make([]uint32, len(names))
+	for i, n := range names {
+		out[i] = ix.nameCode(n)
+	}
+	return out
+}
+
+// LoadEvents adds a contact's stored track events during a rebuild: their times (Unix nanoseconds) and names as
+// EventCodes gave them, in any order. Events of a contact not loaded (yet) are kept for it.
+func (ix *Index) LoadEvents(contactID string, at []int64, codes []uint32) {
+	if len(at) != len(codes) {
+		panic("index: LoadEvents with as many times as codes")
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -179,10 +190,16 @@ func (ix *Index) LoadEvents(contactID string, at []int64, names []string) {
 		list, ix.arena = ix.arena[:0:len(at)], ix.arena[len(at):]
 	}
 	list = slices.Grow(list, len(at))
+	sorted := true
 	for i, t := range at {
-		list = append(list, event{at: t, name: ix.nameCode(names[i])})
+		if n := len(list); n > 0 && list[n-1].at > t {
+			sorted = false
+		}
+		list = append(list, event{at: t, name: codes[i]})
 	}
-	slices.SortStableFunc(list, func(a, b event) int { return cmpInt64(a.at, b.at) })
+	if !sorted {
+		slices.SortStableFunc(list, func(a, b event) int { return cmpInt64(a.at, b.at) })
+	}
 	ix.events[slot] = list
 }
 

@@ -279,7 +279,7 @@ func TestIndexAgreesWithReference(t *testing.T) {
 					at, names = append(at, eventNanos(e.Timestamp)), append(names, e.Name)
 				}
 				g.r.Shuffle(len(at), func(i, j int) { at[i], at[j], names[i], names[j] = at[j], at[i], names[j], names[i] })
-				ix.LoadEvents(c.ID, at, names)
+				ix.LoadEvents(c.ID, at, ix.EventCodes(names))
 				ix.Load(*c)
 			}
 			// Segments, each possibly referencing earlier ones; one static list.
