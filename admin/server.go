@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/auth"
+	"github.com/crosscast/crosscast/core/campaigns"
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/segments"
@@ -49,8 +50,10 @@ type Deps struct {
 	Jobs Jobs
 	// Segments evaluates segment rules.
 	Segments *segments.Service
-	Metrics  *metrics.Registry
-	Logger   hclog.Logger
+	// Campaigns manages campaigns and their delivery.
+	Campaigns *campaigns.Service
+	Metrics   *metrics.Registry
+	Logger    hclog.Logger
 	// Version is reported by /healthz.
 	Version string
 }
@@ -177,6 +180,7 @@ func (s *Server) routes() {
 	s.importRoutes(api)
 	s.contactRoutes(api)
 	s.segmentRoutes(api)
+	s.campaignRoutes(api)
 	s.trackingRoutes(app)
 	s.tagRoutes(app, api)
 

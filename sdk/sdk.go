@@ -42,6 +42,30 @@ type Manifest struct {
 	Receives bool `json:"receives,omitempty"`
 	// Metrics are the plugin's own metrics, recorded with Count and Observe (capability "metrics").
 	Metrics []Metric `json:"metrics,omitempty"`
+	// Channel describes a channel's messages to the campaign engine: where they go and the content fields a
+	// campaign fills in. Channels only; without it, messages go to the contact's email under email consent, and
+	// any content field is passed through.
+	Channel *ChannelSpec `json:"channel,omitempty"`
+}
+
+// ChannelSpec is what a channel declares about its messages.
+type ChannelSpec struct {
+	// Address is the contact field a message's To is taken from: "email", "phone", or "none" when the plugin's
+	// own configuration says where messages go (a webhook's URL).
+	Address string `json:"address"`
+	// Consent is the consent channel the engine checks before sending ("email", "sms", ...); empty: none is
+	// checked (only for channels that are not marketing, such as an internal webhook).
+	Consent string `json:"consent,omitempty"`
+	// Fields are the content fields a campaign fills in (each a Liquid template), in the order an editor shows
+	// them; empty: any field is accepted.
+	Fields []ContentField `json:"fields,omitempty"`
+}
+
+// ContentField is one content field of a channel's messages.
+type ContentField struct {
+	Name        string `json:"name"`
+	Required    bool   `json:"required,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // SelfTest is one send and the status expected for each of its messages.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crosscast/crosscast/admin"
 	"github.com/crosscast/crosscast/core/auth"
+	"github.com/crosscast/crosscast/core/campaigns"
 	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/jobs"
@@ -196,7 +197,20 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	segSvc := segments.NewService(st, stream, log, nil)
 	defer segSvc.Close() // idempotent: covers early returns; the shutdown below closes it before the store
 	contactSvc.AddExportSection(segSvc.ExportSection())
-	if err := startSegments(ctx, wsSvc, segSvc); err != nil {
+	wsIDs, err := workspaceIDs(ctx, wsSvc)
+	if err != nil {
+		return err
+	}
+	if err := segSvc.Start(ctx, wsIDs); err != nil {
+		return err
+	}
+	// The campaign engine stops when the HTTP server has drained (campaignsCtx), before the store closes; a batch
+	// it is sending then finishes.
+	campaignsCtx, stopCampaigns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCampaigns()
+	campSvc := campaigns.NewService(st, segSvc, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{})
+	defer campSvc.Close()
+	if err := campSvc.Start(campaignsCtx, wsIDs); err != nil {
 		return err
 	}
 	sched := scheduler.New(log)
@@ -215,7 +229,7 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	srv := admin.New(admin.Deps{
 		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
 		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
-		Contacts: contactSvc, WriteKeys: st, Jobs: runner, Segments: segSvc,
+		Contacts: contactSvc, WriteKeys: st, Jobs: runner, Segments: segSvc, Campaigns: campSvc,
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, MaxImport: cfg.Server.MaxImportBytes, PublicURL: cfg.Server.PublicURL,
 		TrustedProxies: cfg.Server.TrustedProxies,
@@ -246,6 +260,8 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	if err := runner.Close(shutdownCtx); err != nil {
 		log.Warn("background jobs did not stop in time", "error", err)
 	}
+	stopCampaigns()
+	campSvc.Close()
 	segSvc.Close()
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)
@@ -284,24 +300,23 @@ func printBanner(w io.Writer, base string, cfg *config.Config, generated string)
 // performed(..., within: 30d) at most this long after its 30 days end.
 const segmentRecheck = "@every 1m"
 
-// startSegments builds the segment index of every workspace before the server takes requests.
-func startSegments(ctx context.Context, wsSvc *workspaces.Service, segSvc *segments.Service) error {
+// workspaceIDs lists every workspace, for the services that start per workspace (segments, campaigns).
+func workspaceIDs(ctx context.Context, wsSvc *workspaces.Service) ([]string, error) {
 	var ids []string
 	after := ""
 	for {
 		page, next, err := wsSvc.List(ctx, after, 1000)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, w := range page {
 			ids = append(ids, w.ID)
 		}
 		if next == "" {
-			break
+			return ids, nil
 		}
 		after = next
 	}
-	return segSvc.Start(ctx, ids)
 }
 
 // contactSettings reads the contacts settings of a workspace from its record.

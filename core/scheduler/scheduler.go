@@ -150,3 +150,17 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 	}
 	l.log.Error(msg, append([]any{"error", err}, kv...)...)
 }
+
+// Next returns the first time after after that spec (as Every reads it) fires, reading wall-clock times in loc: what
+// a durable schedule (a recurring campaign) stores as its next run, instead of keeping a job in memory.
+func Next(spec string, loc *time.Location, after time.Time) (time.Time, error) {
+	sched, err := parser.Parse(spec)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid cron spec %q: %w", spec, err)
+	}
+	next := sched.Next(after.In(loc))
+	if next.IsZero() {
+		return time.Time{}, fmt.Errorf("cron spec %q never fires", spec)
+	}
+	return next.UTC(), nil
+}

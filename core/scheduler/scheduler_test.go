@@ -242,3 +242,38 @@ func TestSlowJobDoesNotOverlapItself(t *testing.T) {
 		t.Errorf("%d runs of the job overlapped", m)
 	}
 }
+
+func TestNext(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Date(2026, 11, 22, 10, 30, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		spec string
+		loc  *time.Location
+		want time.Time
+		err  string
+	}{
+		{"0 9 * * *", time.UTC, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), ""},
+		{"0 9 * * *", paris, time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), ""}, // 09:00 in Paris (UTC+1)
+		{"@every 2h", time.UTC, after.Add(2 * time.Hour), ""},
+		{"*/15 * * * *", time.UTC, time.Date(2026, 11, 22, 10, 45, 0, 0, time.UTC), ""},
+		{"0 0 30 2 *", time.UTC, time.Time{}, "never fires"},
+		{"61 * * * *", time.UTC, time.Time{}, "invalid cron spec"},
+		{"every day", time.UTC, time.Time{}, "invalid cron spec"},
+	} {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := Next(tt.spec, tt.loc, after)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, %v; want an error with %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || !got.Equal(tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -299,6 +299,32 @@ func (s *Service) Members(ctx context.Context, ws, id, cursor string, limit int)
 	return out, next, err
 }
 
+// MemberIDs returns up to limit ids of a segment's members after after, in id order, and the id to continue after
+// ("" at the end): what a campaign plans its audience from, without reading the profiles.
+func (s *Service) MemberIDs(ctx context.Context, ws, id, after string, limit int) ([]string, string, error) {
+	ix, err := s.space(ctx, ws)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, ok := ix.Count(id); !ok {
+		return nil, "", fmt.Errorf("segment %q: %w", id, errs.ErrNotFound)
+	}
+	ids, next := ix.Members(id, after, limit)
+	return ids, next, nil
+}
+
+// IsMember tells whether a contact is in a segment now (errs.ErrNotFound when there is no such segment).
+func (s *Service) IsMember(ctx context.Context, ws, id, contactID string) (bool, error) {
+	ix, err := s.space(ctx, ws)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := ix.Count(id); !ok {
+		return false, fmt.Errorf("segment %q: %w", id, errs.ErrNotFound)
+	}
+	return ix.IsMember(id, contactID), nil
+}
+
 // load reads contacts by id in one snapshot, skipping those deleted since.
 func (s *Service) load(ctx context.Context, ws string, ids []string) ([]contacts.Contact, error) {
 	out := make([]contacts.Contact, 0, len(ids))

@@ -62,12 +62,29 @@
 //	│                           nanosecond never share a key and keep the order they were recorded in; history
 //	│                           outlives DeleteSegment and goes only with ForgetContact)
 //	├── audit/                  <uint64 big-endian unix nanos + 2^63> <uint64 big-endian seq> -> JSON contacts.AuditEntry
+//	├── campaigns/              <campaign id> -> JSON campaigns.Campaign                        (schema 6; campaigns.go)
+//	├── campaign_audit/         <campaign id> NUL <uint64 big-endian unix nanos + 2^63> <uint64 big-endian seq>
+//	│                           -> JSON campaigns.AuditEntry  (seq: the bucket's NextSequence)         (schema 6)
+//	├── campaign_counts/        <campaign id> -> JSON campaigns.Counts, changed in the same transaction as every
+//	│                           outbox change, so always exact (planned counts every message ever planned)  (schema 6)
+//	├── outbox/                 <campaign id> NUL <uint32 big-endian run> <contact id> NUL <byte slot> -> the
+//	│                           message, binary: format byte 1, status byte (1 queued, 2 sending, 3 sent, 4 failed,
+//	│                           5 skipped, 6 cancelled), due, planned at and sent at (each int64 big-endian unix
+//	│                           nanos; the zero time is math.MinInt64), uvarint attempts, then channel, to,
+//	│                           provider id and error, each a uvarint length and bytes. Campaign, run, contact and
+//	│                           slot are the key. Times read back in UTC.                                (schema 6)
+//	├── outbox_due/             <campaign id> NUL <uint64 big-endian due unix nanos + 2^63> <outbox key after
+//	│                           "<campaign id> NUL"> -> ""  (exactly one entry per pending message, queued or sending,
+//	│                           at its Due, which is the lease end of a sending one; none for final messages; what
+//	│                           ClaimMessages walks in due order)                                        (schema 6)
+//	├── outbox_plan/            <campaign id> NUL <uint32 big-endian run> -> JSON {"after": <last contact id
+//	│                           planned>, "done": bool}: a run's planning cursor                        (schema 6)
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
 //	    └── <plugin name>/      one space per plugin (name: 1-64 bytes, no "/" or NUL)
 //	        ├── data/           <key> -> <value>   (key 1-1024 bytes, value up to 8 MiB)
 //	        └── meta/           usage -> uint64 big-endian, len(key)+len(value) summed over data;
 //	                            keys -> uint64 big-endian, number of keys in data
-//	    (campaigns and the segment index: added by their issues, each documented here)
+//	    (the segment index: added by its issue, documented here)
 //
 // Names of buckets and keys are the documented []byte variables below; never spell them inline.
 //
@@ -113,6 +130,14 @@ var (
 	// reads at start instead of events/.
 	bucketEventNames  = []byte("event_names")
 	bucketTrackEvents = []byte("track_events")
+	// The campaign buckets (campaigns.go): campaigns, their audit trails and counts, and the outbox with its due
+	// index and planning cursors.
+	bucketCampaigns      = []byte("campaigns")
+	bucketCampaignAudit  = []byte("campaign_audit")
+	bucketCampaignCounts = []byte("campaign_counts")
+	bucketOutbox         = []byte("outbox")
+	bucketOutboxDue      = []byte("outbox_due")
+	bucketOutboxPlan     = []byte("outbox_plan")
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")

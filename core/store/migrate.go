@@ -39,6 +39,10 @@ func workspaceMigrations() []migration {
 			return createBuckets(tx, bucketSegmentMembers, bucketSegmentHistory)
 		}},
 		{5, "create event_names and track_events buckets, filled from events", buildTrackDigest},
+		{6, "create campaigns, campaign_audit, campaign_counts and outbox buckets", func(tx *bolt.Tx) error {
+			return createBuckets(tx, bucketCampaigns, bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan,
+				bucketCampaignCounts)
+		}},
 	}
 }
 

@@ -312,11 +312,30 @@ func checkManifest(man Manifest) error {
 	if len(man.Metrics) > 0 && !slices.Contains(man.Capabilities, "metrics") {
 		problems = append(problems, `it declares metrics without requesting the "metrics" capability`)
 	}
+	if ch := man.Channel; ch != nil {
+		if man.Kind != "channel" {
+			problems = append(problems, "it describes channel messages but is not a channel")
+		}
+		switch ch.Address {
+		case "email", "phone", "none":
+		default:
+			problems = append(problems, fmt.Sprintf("channel address %q is not one of email, phone, none", ch.Address))
+		}
+		seen := map[string]bool{}
+		for _, f := range ch.Fields {
+			if !contentField.MatchString(f.Name) || seen[f.Name] {
+				problems = append(problems, fmt.Sprintf("channel field %q is not a unique name of 1-64 letters, digits or _", f.Name))
+			}
+			seen[f.Name] = true
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("bad manifest: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
+
+var contentField = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // checkGrants requires the plugin's requested capabilities and the operator's grants to match exactly: a plugin
 // gets no capability it did not ask for, and an operator learns at once when a grant is missing or useless.

@@ -33,6 +33,8 @@ func init() {
 			{Name: "capture_messages_total", Type: "counter", Help: "Messages kept in a development outbox."},
 			{Name: "capture_evicted_total", Type: "counter", Help: "Old messages dropped from a full development outbox."},
 		},
+		// It stands in for an email channel in development: the contact's email, under email consent, any field.
+		Channel: &sdk.ChannelSpec{Address: "email", Consent: "email"},
 	}, &channel{})
 }
 

@@ -1,0 +1,617 @@
+package campaigns_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crosscast/crosscast/core/campaigns"
+	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/segments"
+	"github.com/crosscast/crosscast/core/store"
+	"github.com/crosscast/crosscast/core/workspaces"
+	"github.com/hashicorp/go-hclog"
+)
+
+// receiver is a channel standing in for a provider: it keeps what it receives and, like a provider that honours
+// idempotency keys, stores a key's message once however often it is sent. fail makes whole batches fail; retry
+// answers "retry" to a message the first time it sees it.
+type receiver struct {
+	mu      sync.Mutex
+	info    campaigns.ChannelInfo
+	got     map[string]campaigns.Outgoing // by idempotency key
+	sends   int                           // messages received, repeats included
+	fail    error
+	retry   map[string]bool
+	retried map[string]bool
+}
+
+func newReceiver(info campaigns.ChannelInfo) *receiver {
+	return &receiver{info: info, got: map[string]campaigns.Outgoing{}, retry: map[string]bool{}, retried: map[string]bool{}}
+}
+
+func (r *receiver) setFail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fail = err
+}
+
+func (r *receiver) received() map[string]campaigns.Outgoing {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]campaigns.Outgoing, len(r.got))
+	for k, v := range r.got {
+		out[k] = v
+	}
+	return out
+}
+
+// channels is a campaigns.Channels over receivers, by name.
+type channels map[string]*receiver
+
+func (cs channels) Channel(name string) (campaigns.ChannelInfo, bool) {
+	r, ok := cs[name]
+	if !ok {
+		return campaigns.ChannelInfo{}, false
+	}
+	return r.info, true
+}
+
+func (cs channels) Send(_ context.Context, _, name string, _ time.Time, msgs []campaigns.Outgoing) ([]campaigns.Outcome, error) {
+	r := cs[name]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return nil, r.fail
+	}
+	out := make([]campaigns.Outcome, len(msgs))
+	for i, m := range msgs {
+		if r.retry[m.ContactID] && !r.retried[m.IdempotencyKey] {
+			r.retried[m.IdempotencyKey] = true
+			out[i] = campaigns.Outcome{Status: campaigns.Retry, Error: "mailbox busy", RetryAfter: time.Millisecond}
+			continue
+		}
+		r.sends++
+		if _, dup := r.got[m.IdempotencyKey]; !dup {
+			r.got[m.IdempotencyKey] = m
+		}
+		out[i] = campaigns.Outcome{Status: campaigns.Delivered, ProviderID: "p-" + m.ID}
+	}
+	return out, nil
+}
+
+var (
+	emailInfo = campaigns.ChannelInfo{Address: "email", Consent: "email",
+		Fields: []campaigns.ContentField{{Name: "subject", Required: true}, {Name: "html"}, {Name: "text"}}}
+	smsInfo = campaigns.ChannelInfo{Address: "phone", Consent: "sms", Fields: []campaigns.ContentField{{Name: "text", Required: true}}}
+)
+
+// world is a real store with contacts, segments and campaigns services, and two channels.
+type world struct {
+	t     *testing.T
+	dir   string
+	log   hclog.Logger
+	st    *store.Store
+	cs    *contacts.Service
+	ss    *segments.Service
+	camp  *campaigns.Service
+	chans channels
+	opts  campaigns.Options
+	stop  context.CancelFunc
+}
+
+func newWorld(t *testing.T, opts campaigns.Options) *world {
+	w := &world{t: t, dir: t.TempDir(), log: hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Warn}),
+		chans: channels{"email": newReceiver(emailInfo), "sms": newReceiver(smsInfo)}, opts: opts}
+	w.open()
+	if _, err := workspaces.NewService(w.st, w.log, nil).Create(context.Background(), workspaces.CreateInput{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.close)
+	return w
+}
+
+// open starts the store and the services (again after close: a restart).
+func (w *world) open() {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: w.dir, Logger: w.log})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	stream := contacts.NewStream()
+	w.st = st
+	w.ss = segments.NewService(st, stream, w.log, nil)
+	w.cs = contacts.NewService(st, nil, stream, w.log, nil)
+	w.camp = campaigns.NewService(st, w.ss, w.chans, w.log, nil, w.opts)
+	var run context.Context
+	run, w.stop = context.WithCancel(ctx)
+	var spaces []string
+	if _, err := st.GetWorkspace(ctx, "acme"); err == nil {
+		spaces = []string{"acme"} // a restart
+	}
+	if err := w.camp.Start(run, spaces); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) close() {
+	if w.st == nil {
+		return
+	}
+	w.stop()
+	w.camp.Close()
+	w.ss.Close()
+	_ = w.st.Close()
+	w.st = nil
+}
+
+func (w *world) contact(email, phone string, consent map[string]contacts.ConsentStatus, attrs map[string]any) contacts.Contact {
+	w.t.Helper()
+	f := contacts.Fields{Attributes: attrs, Consent: consent}
+	if email != "" {
+		f.Email = &email
+	}
+	if phone != "" {
+		f.Phone = &phone
+	}
+	c, _, err := w.cs.Upsert(context.Background(), "acme", f, "api")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+func (w *world) segment(name, rule string) string {
+	w.t.Helper()
+	raw, _ := json.Marshal(rule)
+	seg, err := w.ss.Create(context.Background(), "acme", segments.Input{Name: &name, Rule: raw})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return seg.ID
+}
+
+func (w *world) create(in campaigns.Input) campaigns.View {
+	w.t.Helper()
+	v, err := w.camp.Create(context.Background(), "acme", in, "test")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return v
+}
+
+// wait polls the campaign until cond holds, or fails after a deadline.
+func (w *world) wait(id string, what string, cond func(campaigns.View) bool) campaigns.View {
+	w.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := w.camp.Get(context.Background(), "acme", id)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("%s: still %s, progress %+v, reason %q", what, v.Status, v.Progress, v.Reason)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var sub = contacts.Subscribed
+
+func emailCampaign(name, seg string) campaigns.Input {
+	return campaigns.Input{
+		Name:     ptr(name),
+		Audience: &campaigns.Audience{Include: []string{seg}},
+		Channels: &[]campaigns.Channel{{Plugin: "email", Content: map[string]string{
+			"subject": "Hello {{ contact.first_name | default: \"there\" }}",
+			"html":    "<p>{{ contact.plan | upcase }} plan, {{ campaign.name }}</p>",
+		}}},
+	}
+}
+
+func TestOneOffCampaignSendsOnceToEachContactItMay(t *testing.T) {
+	w := newWorld(t, campaigns.Options{Batch: 7})
+	ctx := context.Background()
+	want := map[string]string{} // contact -> subject
+	for i := range 40 {
+		consent := map[string]contacts.ConsentStatus{"email": sub}
+		switch i % 10 {
+		case 3:
+			consent["email"] = contacts.Unsubscribed
+		case 4:
+			consent = nil // never asked: marketing needs a yes
+		}
+		attrs := map[string]any{"plan": "pro", "country": "FR"}
+		if i%2 == 0 {
+			attrs["first_name"] = fmt.Sprint("Ana", i)
+		}
+		c := w.contact(fmt.Sprintf("c%02d@example.com", i), "", consent, attrs)
+		if i%10 != 3 && i%10 != 4 {
+			want[c.ID] = "Hello there"
+			if i%2 == 0 {
+				want[c.ID] = fmt.Sprint("Hello Ana", i)
+			}
+		}
+	}
+	w.contact("de@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "DE"})
+	seg := w.segment("France", `country = "FR"`)
+	c := w.create(emailCampaign("Launch", seg))
+	if c.Status != campaigns.Draft {
+		t.Fatalf("created as %s", c.Status)
+	}
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil { // idempotent
+		t.Fatalf("launching twice: %v", err)
+	}
+	v := w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if p := v.Progress; p.Planned != 40 || p.Sent != len(want) || p.Skipped != 40-len(want) || p.Remaining != 0 || p.Failed != 0 {
+		t.Fatalf("progress %+v, want 40 planned, %d sent, %d skipped", p, len(want), 40-len(want))
+	}
+	got := w.chans["email"].received()
+	if len(got) != len(want) || w.chans["email"].sends != len(want) {
+		t.Fatalf("%d messages received (%d sends), want %d", len(got), w.chans["email"].sends, len(want))
+	}
+	for _, m := range got {
+		subject := field(m, "subject")
+		if want[m.ContactID] != subject {
+			t.Errorf("contact %s got subject %q, want %q", m.ContactID, subject, want[m.ContactID])
+		}
+		if html := field(m, "html"); html != "<p>PRO plan, Launch</p>" {
+			t.Errorf("html %q", html)
+		}
+		if !strings.HasSuffix(m.To, "@example.com") || m.IdempotencyKey != m.ID {
+			t.Errorf("message %+v", m)
+		}
+	}
+	skipped, _, err := w.camp.Messages(ctx, "acme", c.ID, campaigns.Skipped, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]int{}
+	for _, m := range skipped {
+		reasons[m.Error]++
+	}
+	if reasons["email: unsubscribed from email"] != 4 || reasons["email: not subscribed to email"] != 4 {
+		t.Fatalf("skipped for %v", reasons)
+	}
+	audit, err := w.camp.Audit(ctx, "acme", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range audit {
+		actions = append(actions, e.Action)
+	}
+	if strings.Join(actions, ",") != "created,launched,run started,completed" {
+		t.Fatalf("audit trail %v", actions)
+	}
+}
+
+func field(m campaigns.Outgoing, name string) string {
+	for _, f := range m.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+func TestFallbackStrategyPicksTheFirstChannelTheContactCanReceive(t *testing.T) {
+	w := newWorld(t, campaigns.Options{})
+	ctx := context.Background()
+	both := w.contact("both@example.com", "+33600000001", map[string]contacts.ConsentStatus{"email": sub, "sms": sub}, map[string]any{"vip": true})
+	smsOnly := w.contact("nomail@example.com", "+33600000002", map[string]contacts.ConsentStatus{"sms": sub}, map[string]any{"vip": true})
+	none := w.contact("", "+33600000003", nil, map[string]any{"vip": true})
+	seg := w.segment("VIP", `vip = true`)
+	in := emailCampaign("Fallback", seg)
+	in.Strategy = ptr(campaigns.StrategyFallback)
+	*in.Channels = append(*in.Channels, campaigns.Channel{Plugin: "sms", Content: map[string]string{"text": "Hi from {{ campaign.name }}"}})
+	c := w.create(in)
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v := w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if v.Progress.Planned != 3 || v.Progress.Sent != 2 || v.Progress.Skipped != 1 {
+		t.Fatalf("progress %+v", v.Progress)
+	}
+	emails, texts := w.chans["email"].received(), w.chans["sms"].received()
+	if len(emails) != 1 || len(texts) != 1 {
+		t.Fatalf("%d emails, %d texts", len(emails), len(texts))
+	}
+	for _, m := range emails {
+		if m.ContactID != both.ID {
+			t.Fatalf("email to %s", m.ContactID)
+		}
+	}
+	for _, m := range texts {
+		if m.ContactID != smsOnly.ID || m.To != "+33600000002" || field(m, "text") != "Hi from Fallback" {
+			t.Fatalf("text %+v", m)
+		}
+	}
+	skipped, _, _ := w.camp.Messages(ctx, "acme", c.ID, campaigns.Skipped, "", 10)
+	if len(skipped) != 1 || skipped[0].Contact != none.ID || skipped[0].Error != "email: no email; sms: not subscribed to sms" {
+		t.Fatalf("skipped %+v", skipped)
+	}
+}
+
+func TestAFailingChannelPausesTheCampaignAndNothingIsLost(t *testing.T) {
+	w := newWorld(t, campaigns.Options{Batch: 5, PauseAfter: 3, RetryBase: time.Millisecond, MaxAttempts: 100, Tick: 10 * time.Millisecond})
+	ctx := context.Background()
+	for i := range 12 {
+		w.contact(fmt.Sprintf("p%02d@example.com", i), "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	}
+	seg := w.segment("France", `country = "FR"`)
+	c := w.create(emailCampaign("Outage", seg))
+	w.chans["email"].setFail(fmt.Errorf("plugin %q is quarantined: %w", "email", errs.ErrUnavailable))
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v := w.wait(c.ID, "the pause", func(v campaigns.View) bool { return v.Status == campaigns.Paused })
+	if !strings.Contains(v.Reason, "quarantined") || v.Progress.Sent != 0 || v.Progress.Queued != 12 {
+		t.Fatalf("paused with reason %q, progress %+v", v.Reason, v.Progress)
+	}
+	w.chans["email"].setFail(nil)
+	if _, err := w.camp.Resume(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v = w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if v.Progress.Sent != 12 || len(w.chans["email"].received()) != 12 || w.chans["email"].sends != 12 {
+		t.Fatalf("after resuming: %+v, %d received", v.Progress, len(w.chans["email"].received()))
+	}
+}
+
+func TestRetriedMessagesAreSentOnceWithTheirAttempts(t *testing.T) {
+	w := newWorld(t, campaigns.Options{RetryBase: time.Millisecond, Tick: 10 * time.Millisecond})
+	ctx := context.Background()
+	busy := w.contact("busy@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	w.contact("ok@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	w.chans["email"].retry[busy.ID] = true
+	seg := w.segment("France", `country = "FR"`)
+	c := w.create(emailCampaign("Retry", seg))
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	sent, _, err := w.camp.Messages(ctx, "acme", c.ID, campaigns.Sent, "", 10)
+	if err != nil || len(sent) != 2 {
+		t.Fatalf("sent %+v, %v", sent, err)
+	}
+	for _, m := range sent {
+		want := 1
+		if m.Contact == busy.ID {
+			want = 2
+		}
+		if m.Attempts != want || m.ProviderID == "" || m.SentAt.IsZero() {
+			t.Fatalf("message %+v: want %d attempts", m, want)
+		}
+	}
+}
+
+func TestRestartSendsWhatWasLeftSendingWithTheSameKeys(t *testing.T) {
+	w := newWorld(t, campaigns.Options{})
+	ctx := context.Background()
+	for i := range 30 {
+		w.contact(fmt.Sprintf("r%02d@example.com", i), "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	}
+	seg := w.segment("France", `country = "FR"`)
+	c := w.create(emailCampaign("Crash", seg))
+	// The channel hangs on its first batch; the process "dies" with the batch claimed, maybe delivered, not
+	// recorded: the store is closed under the engine.
+	hang := make(chan struct{})
+	w.chans["email"].setFail(nil)
+	blocking := &blockingChannel{channels: w.chans, release: hang, entered: make(chan struct{})}
+	w.camp = campaigns.NewService(w.st, w.ss, blocking, w.log, nil, campaigns.Options{Batch: 10})
+	run, stop := context.WithCancel(ctx)
+	if err := w.camp.Start(run, []string{"acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	<-blocking.entered // a batch of 10 is claimed and being delivered
+	stop()
+	w.stop()
+	_ = w.st.Close() // the crash: nothing after this is recorded
+	close(hang)
+	w.camp.Close()
+	w.ss.Close()
+	w.st = nil
+
+	w.open() // restart with the plain channels: the claimed batch is sent again, with the same keys
+	w.wait(c.ID, "completion after the restart", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	got := w.chans["email"].received()
+	if len(got) != 30 {
+		t.Fatalf("%d distinct messages received, want 30", len(got))
+	}
+	if w.chans["email"].sends < 30 {
+		t.Fatalf("%d sends", w.chans["email"].sends)
+	}
+	v, _ := w.camp.Get(ctx, "acme", c.ID)
+	if v.Progress.Sent != 30 || v.Progress.Planned != 30 {
+		t.Fatalf("progress %+v", v.Progress)
+	}
+}
+
+// blockingChannel delivers its first batch and then blocks until release, as a process killed mid-send.
+type blockingChannel struct {
+	channels
+	release chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingChannel) Send(ctx context.Context, ws, name string, now time.Time, msgs []campaigns.Outgoing) ([]campaigns.Outcome, error) {
+	first := false
+	b.once.Do(func() { first = true })
+	if !first {
+		<-b.release
+		return nil, errors.New("the process is gone")
+	}
+	out, err := b.channels.Send(ctx, ws, name, now, msgs)
+	close(b.entered)
+	<-b.release
+	return out, err
+}
+
+func TestCampaignInputErrors(t *testing.T) {
+	w := newWorld(t, campaigns.Options{})
+	ctx := context.Background()
+	seg := w.segment("France", `country = "FR"`)
+	valid := func() campaigns.Input { return emailCampaign("Valid", seg) }
+	for _, tt := range []struct {
+		name  string
+		edit  func(*campaigns.Input)
+		field string
+		msg   string
+	}{
+		{"no name", func(in *campaigns.Input) { in.Name = nil }, "name", "is required"},
+		{"unknown channel", func(in *campaigns.Input) { (*in.Channels)[0].Plugin = "fax" }, "channels[0].plugin", `no channel plugin "fax"`},
+		{"unknown field", func(in *campaigns.Input) { (*in.Channels)[0].Content["title"] = "x" }, "channels[0].content.title", `has no field "title"`},
+		{"template syntax", func(in *campaigns.Input) {
+			(*in.Channels)[0].Content["html"] = "<p>\n{% if contact.vip %}\nVIP\n"
+		}, "channels[0].content.html", "line 2"},
+		{"unknown filter", func(in *campaigns.Input) {
+			(*in.Channels)[0].Content["text"] = "Hi\n\n{{ contact.first_name | shout }}"
+		}, "channels[0].content.text", `line 3: undefined filter "shout"`},
+		{"bad strategy", func(in *campaigns.Input) { in.Strategy = ptr("some") }, "strategy", "must be"},
+		{"cron syntax", func(in *campaigns.Input) { in.Schedule = &campaigns.Schedule{Kind: "recurring", Cron: "every monday"} }, "schedule.cron", "invalid cron spec"},
+		{"at without a time", func(in *campaigns.Input) { in.Schedule = &campaigns.Schedule{Kind: "at"} }, "schedule.at", "is required"},
+		{"unknown zone", func(in *campaigns.Input) {
+			in.Schedule = &campaigns.Schedule{Kind: "recurring", Cron: "@daily", Timezone: "Mars/Olympus"}
+		}, "schedule.timezone", "IANA"},
+		{"bad goal window", func(in *campaigns.Input) { in.Goal = &campaigns.Goal{Event: "Order Completed", Within: "forever"} }, "goal.within", "not a duration"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := valid()
+			tt.edit(&in)
+			_, err := w.camp.Create(ctx, "acme", in, "test")
+			var ve *errs.ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != tt.field || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("got %v, want a validation error on %s containing %q", err, tt.field, tt.msg)
+			}
+		})
+	}
+	list, err := w.camp.List(ctx, "acme")
+	if err != nil || len(list) != 0 {
+		t.Fatalf("refused campaigns were stored: %d, %v", len(list), err)
+	}
+
+	// Launch checks.
+	empty := valid()
+	empty.Audience = &campaigns.Audience{}
+	noAudience := w.create(empty)
+	if _, err := w.camp.Launch(ctx, "acme", noAudience.ID, "test"); !isInvalid(err, "audience.include") {
+		t.Fatalf("launch without audience: %v", err)
+	}
+	gone := w.segment("Gone", `country = "XX"`)
+	in := valid()
+	in.Audience = &campaigns.Audience{Include: []string{seg}, Exclude: []string{gone}}
+	orphan := w.create(in)
+	if err := w.ss.Delete(ctx, "acme", gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.camp.Launch(ctx, "acme", orphan.ID, "test"); !isInvalid(err, "audience.exclude") {
+		t.Fatalf("launch with a deleted segment: %v", err)
+	}
+	noSubject := valid()
+	delete((*noSubject.Channels)[0].Content, "subject")
+	missing := w.create(noSubject)
+	if _, err := w.camp.Launch(ctx, "acme", missing.ID, "test"); !isInvalid(err, "channels[0].content.subject") {
+		t.Fatalf("launch without a required field: %v", err)
+	}
+
+	// A running campaign is frozen; a cancelled one is final.
+	w.contact("x@example.com", "", nil, map[string]any{"country": "FR"})
+	running := w.create(valid())
+	if _, err := w.camp.Pause(ctx, "acme", running.ID, "test"); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("pausing a draft: %v", err)
+	}
+	future := time.Now().Add(time.Hour)
+	if _, err := w.camp.Update(ctx, "acme", running.ID, campaigns.Input{Schedule: &campaigns.Schedule{Kind: "at", At: &future}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.camp.Launch(ctx, "acme", running.ID, "test")
+	if err != nil || v.Status != campaigns.Scheduled || v.NextRunAt == nil || !v.NextRunAt.Equal(future.UTC()) {
+		t.Fatalf("launching a scheduled campaign: %+v, %v", v, err)
+	}
+	if _, err := w.camp.Update(ctx, "acme", running.ID, campaigns.Input{Name: ptr("Renamed")}, "test"); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("editing a scheduled campaign: %v", err)
+	}
+	if err := w.camp.Delete(ctx, "acme", running.ID); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("deleting a scheduled campaign: %v", err)
+	}
+	if v, err := w.camp.Cancel(ctx, "acme", running.ID, "test"); err != nil || v.Status != campaigns.Cancelled || v.FinishedAt == nil {
+		t.Fatalf("cancel: %+v, %v", v, err)
+	}
+	if _, err := w.camp.Resume(ctx, "acme", running.ID, "test"); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("resuming a cancelled campaign: %v", err)
+	}
+	if err := w.camp.Delete(ctx, "acme", running.ID); err != nil {
+		t.Fatalf("deleting a cancelled campaign: %v", err)
+	}
+}
+
+func isInvalid(err error, field string) bool {
+	var ve *errs.ValidationError
+	return errors.As(err, &ve) && len(ve.Fields) == 1 && ve.Fields[0].Field == field
+}
+
+func TestPreviewAndStrictVariables(t *testing.T) {
+	w := newWorld(t, campaigns.Options{})
+	ctx := context.Background()
+	ana := w.contact("ana@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR", "first_name": "Ana"})
+	bob := w.contact("bob@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	seg := w.segment("France", `country = "FR"`)
+	in := emailCampaign("Strict", seg)
+	(*in.Channels)[0].Content["subject"] = "Hello {{ contact.first_name }}"
+	in.StrictVariables = ptr(true)
+	c := w.create(in)
+	out, err := w.camp.Preview(ctx, "acme", c.ID, ana.ID)
+	if err != nil || len(out) != 1 || out[0].Fields["subject"] != "Hello Ana" || out[0].To != "ana@example.com" || out[0].Error != "" {
+		t.Fatalf("preview for Ana: %+v, %v", out, err)
+	}
+	out, err = w.camp.Preview(ctx, "acme", c.ID, bob.ID)
+	if err != nil || len(out) != 1 || !strings.Contains(out[0].Error, "first_name") {
+		t.Fatalf("preview for Bob (no first_name, strict): %+v, %v", out, err)
+	}
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v := w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if v.Progress.Sent != 1 || v.Progress.Failed != 1 {
+		t.Fatalf("progress %+v", v.Progress)
+	}
+	failed, _, _ := w.camp.Messages(ctx, "acme", c.ID, campaigns.Failed, "", 10)
+	if len(failed) != 1 || failed[0].Contact != bob.ID || !strings.Contains(failed[0].Error, "first_name") {
+		t.Fatalf("failed %+v", failed)
+	}
+	// A test send goes to the address given, rendered for a contact.
+	res, err := w.camp.Test(ctx, "acme", c.ID, campaigns.TestInput{To: "qa@example.com", ContactID: ana.ID})
+	if err != nil || len(res) != 1 || res[0].Outcome != "delivered" || res[0].To != "qa@example.com" {
+		t.Fatalf("test send: %+v, %v", res, err)
+	}
+	var tests []string
+	for _, m := range w.chans["email"].received() {
+		if m.To == "qa@example.com" {
+			tests = append(tests, field(m, "subject"))
+		}
+	}
+	sort.Strings(tests)
+	if len(tests) != 1 || tests[0] != "Hello Ana" {
+		t.Fatalf("test messages %v", tests)
+	}
+}

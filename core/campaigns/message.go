@@ -1,0 +1,168 @@
+package campaigns
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crosscast/crosscast/core/contacts"
+)
+
+// MessageStatus is where an outbox message is.
+type MessageStatus string
+
+// Outbox message statuses. queued and sending are pending; the others are final.
+const (
+	// Queued: planned, waiting for its due time (a first try or a retry).
+	Queued MessageStatus = "queued"
+	// Sending: claimed by the engine and handed (or about to be handed) to the channel. A message found sending
+	// after a crash, or once its lease has passed, is sent again with the same idempotency key.
+	Sending MessageStatus = "sending"
+	// Sent: the channel took it (delivered or accepted by the provider).
+	Sent MessageStatus = "sent"
+	// Failed: for good (the channel refused it, retries ran out, a template error).
+	Failed MessageStatus = "failed"
+	// Skipped: not sent, by rule (no consent, no address, excluded at send time).
+	Skipped MessageStatus = "skipped"
+	// MessageCancelled: the campaign was cancelled before it was sent.
+	MessageCancelled MessageStatus = "cancelled"
+)
+
+// Final reports whether the status never changes again.
+func (s MessageStatus) Final() bool { return s != Queued && s != Sending }
+
+// Valid reports whether s is a status.
+func (s MessageStatus) Valid() bool {
+	switch s {
+	case Queued, Sending, Sent, Failed, Skipped, MessageCancelled:
+		return true
+	}
+	return false
+}
+
+// Message is one outbox message: one contact, one channel slot of one run of a campaign.
+type Message struct {
+	Campaign string `json:"campaign"`
+	Run      int    `json:"run"`
+	Contact  string `json:"contact_id"`
+	// Slot is the channel's index in the campaign (StrategyAll), or 0 (StrategyFallback: the channel is chosen at
+	// send time).
+	Slot   int           `json:"slot"`
+	Status MessageStatus `json:"status"`
+	// Channel is the plugin it went to, once sent or tried.
+	Channel string `json:"channel,omitempty"`
+	// To is the address it went to.
+	To       string    `json:"to,omitempty"`
+	Attempts int       `json:"attempts"`
+	Due      time.Time `json:"due"`
+	// ProviderID is the provider's id for the message, when the channel gives one.
+	ProviderID string    `json:"provider_id,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	PlannedAt  time.Time `json:"planned_at"`
+	SentAt     time.Time `json:"sent_at,omitzero"`
+}
+
+// ID is the message's key as text: campaign, run, contact and slot. It is the idempotency key channels pass to
+// their provider, stable across retries and restarts.
+func (m *Message) ID() string {
+	return fmt.Sprintf("%s.%d.%s.%d", m.Campaign, m.Run, m.Contact, m.Slot)
+}
+
+// ParseMessageID reads a message id back.
+func ParseMessageID(id string) (campaign string, run int, contact string, slot int, ok bool) {
+	parts := strings.Split(id, ".")
+	if len(parts) != 4 || !ValidID(parts[0]) || !contacts.ValidID(parts[2]) {
+		return "", 0, "", 0, false
+	}
+	r, err1 := strconv.Atoi(parts[1])
+	s, err2 := strconv.Atoi(parts[3])
+	if err1 != nil || err2 != nil || r < 1 || s < 0 || s >= maxChannels {
+		return "", 0, "", 0, false
+	}
+	return parts[0], r, parts[2], s, true
+}
+
+// Counts are a campaign's messages by status, kept exact by the store as messages change.
+type Counts struct {
+	Planned   int `json:"planned"`
+	Queued    int `json:"queued"`
+	Sending   int `json:"sending"`
+	Sent      int `json:"sent"`
+	Failed    int `json:"failed"`
+	Skipped   int `json:"skipped"`
+	Cancelled int `json:"cancelled"`
+}
+
+// Add counts one message of status s, n times (n may be negative).
+func (c *Counts) Add(s MessageStatus, n int) {
+	switch s {
+	case Queued:
+		c.Queued += n
+	case Sending:
+		c.Sending += n
+	case Sent:
+		c.Sent += n
+	case Failed:
+		c.Failed += n
+	case Skipped:
+		c.Skipped += n
+	case MessageCancelled:
+		c.Cancelled += n
+	}
+}
+
+// Pending is the number of messages not final yet.
+func (c Counts) Pending() int { return c.Queued + c.Sending }
+
+// AuditEntry is one event in a campaign's life: created, edited, launched, paused (by whom or why), ...
+type AuditEntry struct {
+	At     time.Time `json:"at"`
+	Action string    `json:"action"`
+	Actor  string    `json:"actor"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Store keeps campaigns and their outbox in the workspace's file, beside the contacts it reads profiles from.
+// core/store implements it.
+type Store interface {
+	contacts.Store
+	// PutCampaign creates or replaces a campaign.
+	PutCampaign(ctx context.Context, ws string, c Campaign) error
+	// GetCampaign returns a campaign (errs.ErrNotFound when there is none).
+	GetCampaign(ctx context.Context, ws, id string) (Campaign, error)
+	// ListCampaigns returns the workspace's campaigns in id order (creation order).
+	ListCampaigns(ctx context.Context, ws string) ([]Campaign, error)
+	// DeleteCampaign removes a campaign with its outbox, counts and audit trail.
+	DeleteCampaign(ctx context.Context, ws, id string) error
+	// AppendAudit adds an entry to a campaign's audit trail; Audit lists it, oldest first.
+	AppendAudit(ctx context.Context, ws, id string, e AuditEntry) error
+	Audit(ctx context.Context, ws, id string) ([]AuditEntry, error)
+
+	// PlanMessages adds the messages that are not in the outbox yet (by key: campaign, run, contact, slot), as
+	// queued, and records after as the run's planning cursor, in one transaction; it returns how many it added.
+	PlanMessages(ctx context.Context, ws string, msgs []Message, after string) (int, error)
+	// PlanCursor returns a run's planning cursor: the last contact id planned ("" before any), and whether
+	// planning finished (FinishPlan).
+	PlanCursor(ctx context.Context, ws, campaign string, run int) (after string, done bool, err error)
+	// FinishPlan records that a run's planning finished.
+	FinishPlan(ctx context.Context, ws, campaign string, run int) error
+	// ClaimMessages marks up to limit of a campaign's messages due at now (queued, or sending with a lease
+	// passed) as sending, with attempts+1 and a lease until now+lease, and returns them, soonest due first.
+	ClaimMessages(ctx context.Context, ws, campaign string, now time.Time, lease time.Duration, limit int) ([]Message, error)
+	// ReleaseClaims makes every message of a campaign left sending claimable at now (its lease ends now): at
+	// start, what the last process was sending when it stopped. It returns how many.
+	ReleaseClaims(ctx context.Context, ws, campaign string, now time.Time) (int, error)
+	// SaveMessages writes messages' new status (and due time, channel, address, error) in one transaction.
+	SaveMessages(ctx context.Context, ws string, msgs []Message) error
+	// CancelMessages marks every pending message of a campaign cancelled.
+	CancelMessages(ctx context.Context, ws, campaign string) (int, error)
+	// CampaignCounts returns a campaign's messages by status.
+	CampaignCounts(ctx context.Context, ws, campaign string) (Counts, error)
+	// ListMessages returns up to limit of a campaign's messages after the message id after, in key order, only
+	// those of status (any when ""); the next cursor is "" at the end.
+	ListMessages(ctx context.Context, ws, campaign string, status MessageStatus, after string, limit int) ([]Message, string, error)
+	// GetMessage returns one message by id.
+	GetMessage(ctx context.Context, ws, id string) (Message, error)
+}
