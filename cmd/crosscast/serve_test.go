@@ -134,9 +134,18 @@ func (s *server) wait(t *testing.T) int {
 
 func (s *server) call(t *testing.T, method, path, token, body string) (int, string) {
 	t.Helper()
+	return s.callWith(t, method, path, token, body, "")
+}
+
+// callWith is call with a Content-Type.
+func (s *server) callWith(t *testing.T, method, path, token, body, contentType string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

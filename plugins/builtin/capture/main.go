@@ -81,6 +81,26 @@ func dedupeKey(m sdk.Message) string {
 // Send keeps each message in the outbox and reports it delivered; a repeat of an already captured message reports
 // the first copy.
 func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
+	// A kv request holds at most 1,000 operations and each new message takes 3: store the batch in chunks. A
+	// chunk that fails fails the batch, and the messages of the chunks already stored are found again by their
+	// idempotency keys when the host retries.
+	results := make([]sdk.Result, 0, len(msgs))
+	for len(msgs) > 0 {
+		n := min(len(msgs), chunkMessages)
+		part, err := c.sendChunk(call, msgs[:n])
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, part...)
+		msgs = msgs[n:]
+	}
+	return results, nil
+}
+
+// chunkMessages is how many messages one kv request stores (3 operations each, at most 1,000 per request).
+const chunkMessages = 300
+
+func (c *channel) sendChunk(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
 	results := make([]sdk.Result, len(msgs))
 	lookups := make([]sdk.KVOp, len(msgs))
 	for i, m := range msgs {
