@@ -270,7 +270,8 @@ func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 	var (
 		wg      sync.WaitGroup
 		claimed atomic.Int64
-		failed  atomic.Value
+		mu      sync.Mutex
+		failed  error // a worker's batch error (the last one)
 	)
 	for range s.opts.Workers {
 		wg.Go(func() {
@@ -278,7 +279,9 @@ func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 				n, err := r.batch(ctx, c, tmpls)
 				claimed.Add(int64(n))
 				if err != nil {
-					failed.Store(err)
+					mu.Lock()
+					failed = err
+					mu.Unlock()
 					return
 				}
 				if n == 0 {
@@ -288,7 +291,7 @@ func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 		})
 	}
 	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := failed; err != nil {
 		if r.failures.Add(1) >= int64(s.opts.PauseAfter) {
 			r.halt(ctx, fmt.Sprintf("channel failed %d batches in a row: %v", r.failures.Load(), err))
 			return 0, false
@@ -649,6 +652,11 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 		}
 		if err != nil {
 			batchErr = err
+		}
+	}
+	for i := range msgs {
+		if msgs[i].Status.Final() {
+			msgs[i].Due = time.Time{} // a final message is due no more
 		}
 	}
 	if err := s.store.SaveMessages(ctx, r.ws, msgs); err != nil {

@@ -54,9 +54,10 @@ type Message struct {
 	// Channel is the plugin it went to, once sent or tried.
 	Channel string `json:"channel,omitempty"`
 	// To is the address it went to.
-	To       string    `json:"to,omitempty"`
-	Attempts int       `json:"attempts"`
-	Due      time.Time `json:"due"`
+	To       string `json:"to,omitempty"`
+	Attempts int    `json:"attempts"`
+	// Due is when a pending message is tried next (for one being sent: when its claim lapses).
+	Due time.Time `json:"due,omitzero"`
 	// ProviderID is the provider's id for the message, when the channel gives one.
 	ProviderID string    `json:"provider_id,omitempty"`
 	Error      string    `json:"error,omitempty"`
