@@ -210,6 +210,8 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	defer stopCampaigns()
 	campSvc := campaigns.NewService(st, segSvc, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{})
 	defer campSvc.Close()
+	stream.Subscribe(campSvc.OnChange)      // events trigger campaigns
+	segSvc.Subscribe(campSvc.OnTransitions) // so do segment entries
 	if err := campSvc.Start(campaignsCtx, wsIDs); err != nil {
 		return err
 	}

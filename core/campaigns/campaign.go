@@ -105,6 +105,8 @@ type Schedule struct {
 	Cron string `json:"cron,omitempty"`
 	// Timezone is the IANA zone Cron and LocalTime read wall-clock times in (default UTC).
 	Timezone string `json:"timezone,omitempty"`
+	// Trigger is a SendTriggered campaign's trigger.
+	Trigger *Trigger `json:"trigger,omitempty"`
 }
 
 // Goal is a conversion event and how long after a message it counts.
@@ -217,7 +219,7 @@ func (c *Campaign) validate(channel func(string) (ChannelInfo, bool)) error {
 
 // readyToLaunch checks what launching needs beyond a valid definition.
 func (c *Campaign) readyToLaunch(channel func(string) (ChannelInfo, bool)) error {
-	if len(c.Audience.Include) == 0 {
+	if len(c.Audience.Include) == 0 && c.Schedule.Kind != SendTriggered {
 		return errs.Invalid("audience.include", "names no segment: a campaign needs an audience")
 	}
 	if len(c.Channels) == 0 {
@@ -270,8 +272,16 @@ func (s *Schedule) validate() error {
 		if s.At != nil || s.LocalTime {
 			return errs.Invalid("schedule", "a %q schedule takes no at or local_time", SendRecurring)
 		}
+	case SendTriggered:
+		if s.At != nil || s.Cron != "" || s.LocalTime {
+			return errs.Invalid("schedule", "a %q schedule takes no at, cron or local_time", SendTriggered)
+		}
+		return s.Trigger.validate()
 	default:
-		return errs.Invalid("schedule.kind", "must be %q, %q or %q, not %q", SendNow, SendAt, SendRecurring, s.Kind)
+		return errs.Invalid("schedule.kind", "must be %q, %q, %q or %q, not %q", SendNow, SendAt, SendRecurring, SendTriggered, s.Kind)
+	}
+	if s.Trigger != nil {
+		return errs.Invalid("schedule.trigger", "is only for a %q schedule", SendTriggered)
 	}
 	return nil
 }

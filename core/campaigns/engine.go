@@ -67,7 +67,11 @@ func (s *Service) Start(ctx context.Context, workspaces []string) error {
 	e.mu.Lock()
 	e.ctx = ctx
 	e.mu.Unlock()
+	e.wg.Go(func() { s.triggers.run(ctx) })
 	for _, ws := range workspaces {
+		if err := s.triggers.refresh(ctx, ws); err != nil {
+			return fmt.Errorf("loading the triggered campaigns of workspace %q: %w", ws, err)
+		}
 		list, err := s.store.ListCampaigns(ctx, ws)
 		if err != nil {
 			return fmt.Errorf("loading the campaigns of workspace %q: %w", ws, err)
@@ -246,9 +250,13 @@ func (r *runner) beginRun(ctx context.Context) error {
 // nothing is pending.
 func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 	s := r.e.s
-	_, planned, err := s.store.PlanCursor(ctx, r.ws, c.ID, c.Runs)
-	if err != nil {
-		return r.trouble("reading the plan", err), true
+	triggered := c.Schedule.Kind == SendTriggered
+	planned := triggered // triggers plan their own messages
+	if !triggered {
+		var err error
+		if _, planned, err = s.store.PlanCursor(ctx, r.ws, c.ID, c.Runs); err != nil {
+			return r.trouble("reading the plan", err), true
+		}
 	}
 	if !planned && r.planning.CompareAndSwap(false, true) {
 		r.e.wg.Go(func() {
@@ -303,6 +311,9 @@ func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 			return 20 * time.Millisecond, true // the planner pokes as it adds work
 		}
 		return 0, true
+	}
+	if triggered {
+		return s.opts.Tick, true // runs until paused or cancelled; triggers wake it
 	}
 	counts, err := s.store.CampaignCounts(ctx, r.ws, c.ID)
 	if err != nil {
@@ -490,6 +501,24 @@ func (r *runner) audience(ctx context.Context, c Campaign, after string, limit i
 	return out, nil
 }
 
+// included tells whether a contact is in one of the campaign's include segments now (any contact when there are
+// none: a triggered campaign's audience is then whoever triggers it).
+func (r *runner) included(ctx context.Context, c Campaign, id string) (bool, error) {
+	if len(c.Audience.Include) == 0 {
+		return true, nil
+	}
+	for _, seg := range c.Audience.Include {
+		in, err := r.e.s.segments.IsMember(ctx, r.ws, seg, id)
+		if err != nil {
+			return false, fmt.Errorf("segment %q: %w", seg, err)
+		}
+		if in {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // excluded tells whether a contact is in one of the campaign's exclude segments now.
 func (r *runner) excluded(ctx context.Context, c Campaign, id string) (bool, error) {
 	for _, seg := range c.Audience.Exclude {
@@ -590,6 +619,15 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 			m.Status, m.Error = Skipped, "the contact is in an excluded segment"
 			continue
 		}
+		if c.Schedule.Kind == SendTriggered {
+			// A triggered message goes to the audience as it is when it is sent (after its delay).
+			if in, err := r.included(ctx, c, m.Contact); err != nil {
+				return len(msgs), r.giveBack(ctx, msgs, err)
+			} else if !in {
+				m.Status, m.Error = Skipped, "the contact is not in the audience"
+				continue
+			}
+		}
 		slot, to, why := r.pick(c, m.Slot, &ct)
 		if slot < 0 {
 			m.Status, m.Error = Skipped, why
@@ -601,6 +639,15 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 			"contact":  contactVars(&ct),
 			"campaign": map[string]any{"id": c.ID, "name": c.Name},
 			"message":  map[string]any{"id": m.ID()},
+		}
+		if m.Trigger != "" {
+			e, found, err := s.store.TrackedEvent(ctx, r.ws, m.Trigger)
+			if err != nil {
+				return len(msgs), r.giveBack(ctx, msgs, err)
+			}
+			if found {
+				vars["event"] = eventVars(e)
+			}
 		}
 		var renderErr error
 		for _, nt := range tmpls[slot] {

@@ -105,6 +105,21 @@ type world struct {
 	chans channels
 	opts  campaigns.Options
 	stop  context.CancelFunc
+	// offset moves the services' clock ahead of the real one (advance).
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (w *world) now() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Now().Add(w.offset)
+}
+
+func (w *world) advance(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.offset += d
 }
 
 func newWorld(t *testing.T, opts campaigns.Options) *world {
@@ -127,9 +142,11 @@ func (w *world) open() {
 	}
 	stream := contacts.NewStream()
 	w.st = st
-	w.ss = segments.NewService(st, stream, w.log, nil)
-	w.cs = contacts.NewService(st, nil, stream, w.log, nil)
-	w.camp = campaigns.NewService(st, w.ss, w.chans, w.log, nil, w.opts)
+	w.ss = segments.NewService(st, stream, w.log, w.now)
+	w.cs = contacts.NewService(st, nil, stream, w.log, w.now)
+	w.camp = campaigns.NewService(st, w.ss, w.chans, w.log, w.now, w.opts)
+	stream.Subscribe(w.camp.OnChange)
+	w.ss.Subscribe(w.camp.OnTransitions)
 	var run context.Context
 	run, w.stop = context.WithCancel(ctx)
 	var spaces []string

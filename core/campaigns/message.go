@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/events"
 )
 
 // MessageStatus is where an outbox message is.
@@ -59,10 +60,13 @@ type Message struct {
 	// Due is when a pending message is tried next (for one being sent: when its claim lapses).
 	Due time.Time `json:"due,omitzero"`
 	// ProviderID is the provider's id for the message, when the channel gives one.
-	ProviderID string    `json:"provider_id,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	PlannedAt  time.Time `json:"planned_at"`
-	SentAt     time.Time `json:"sent_at,omitzero"`
+	ProviderID string `json:"provider_id,omitempty"`
+	// Trigger is, for a triggered campaign's message, the message id of the event that triggered it (its
+	// properties are the template's event.* variables).
+	Trigger   string    `json:"trigger,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	PlannedAt time.Time `json:"planned_at"`
+	SentAt    time.Time `json:"sent_at,omitzero"`
 }
 
 // ID is the message's key as text: campaign, run, contact and slot. It is the idempotency key channels pass to
@@ -164,6 +168,22 @@ type Store interface {
 	// ListMessages returns up to limit of a campaign's messages after the message id after, in key order, only
 	// those of status (any when ""); the next cursor is "" at the end.
 	ListMessages(ctx context.Context, ws, campaign string, status MessageStatus, after string, limit int) ([]Message, string, error)
+	// PlanTriggered plans triggered messages, hit by hit, each unless its campaign's re-entry rule refuses it
+	// (see TriggerHit), in one transaction; it returns how many hits were accepted.
+	PlanTriggered(ctx context.Context, ws string, hits []TriggerHit) (int, error)
+	// TrackedEvent returns a stored event by message id.
+	TrackedEvent(ctx context.Context, ws, messageID string) (events.Event, bool, error)
 	// GetMessage returns one message by id.
 	GetMessage(ctx context.Context, ws, id string) (Message, error)
+}
+
+// TriggerHit is one contact's trigger of a triggered campaign, with the messages it plans.
+type TriggerHit struct {
+	Campaign string
+	Contact  string
+	At       time.Time
+	// Gap is the re-entry rule: a hit within Gap of the contact's last accepted one is dropped; 0 accepts every
+	// hit, a negative Gap only the first ever.
+	Gap      time.Duration
+	Messages []Message
 }

@@ -121,7 +121,8 @@ type Service struct {
 	// messages under its read lock.
 	mu sync.RWMutex
 
-	engine *engine
+	engine   *engine
+	triggers *triggers
 }
 
 // NewService returns a service; Start runs its engine.
@@ -131,6 +132,7 @@ func NewService(store Store, segs Segments, channels Channels, log hclog.Logger,
 	}
 	s := &Service{store: store, segments: segs, channels: channels, log: log.Named("campaigns"), now: now, opts: opts.withDefaults()}
 	s.engine = newEngine(s)
+	s.triggers = newTriggers(s)
 	return s
 }
 
@@ -333,6 +335,13 @@ func (s *Service) Launch(ctx context.Context, ws, id, actor string) (View, error
 	if err := c.readyToLaunch(s.channelInfo); err != nil {
 		return View{}, err
 	}
+	if t := c.Schedule.Trigger; t != nil && t.Segment != "" {
+		if _, _, err := s.segments.MemberIDs(ctx, ws, t.Segment, "", 1); errors.Is(err, errs.ErrNotFound) {
+			return View{}, errs.Invalid("schedule.trigger.segment", "segment %q does not exist (deleted?)", t.Segment)
+		} else if err != nil {
+			return View{}, err
+		}
+	}
 	for i, seg := range append(append([]string{}, c.Audience.Include...), c.Audience.Exclude...) {
 		if _, _, err := s.segments.MemberIDs(ctx, ws, seg, "", 1); err != nil {
 			if errors.Is(err, errs.ErrNotFound) {
@@ -352,12 +361,20 @@ func (s *Service) Launch(ctx context.Context, ws, id, actor string) (View, error
 	}
 	c.Status = Scheduled
 	c.NextRunAt = &next
+	detail := "next run " + next.Format(time.RFC3339)
+	if c.Schedule.Kind == SendTriggered {
+		// Always running: each trigger plans its own messages (run numbers are the triggers').
+		c.Status, c.NextRunAt, c.Runs, detail = Running, nil, 1, "listening for triggers"
+	}
 	c.LaunchedAt = &now
 	c.UpdatedAt = now
 	if err := s.store.PutCampaign(ctx, ws, c); err != nil {
 		return View{}, err
 	}
-	s.audit(ctx, ws, id, "launched", actor, "next run "+next.Format(time.RFC3339))
+	s.audit(ctx, ws, id, "launched", actor, detail)
+	if err := s.triggers.refresh(ctx, ws); err != nil {
+		return View{}, err
+	}
 	s.engine.watch(ws, id)
 	return s.view(ctx, ws, c)
 }
@@ -407,8 +424,8 @@ func (s *Service) Resume(ctx context.Context, ws, id, actor string) (View, error
 			return nil
 		case Paused:
 			c.Status, c.Reason = Scheduled, ""
-			if c.Runs > 0 && (c.NextRunAt == nil || c.Schedule.Kind != SendRecurring) {
-				c.Status = Running // back to the run it was sending
+			if c.Runs > 0 && (c.NextRunAt == nil || c.Schedule.Kind != SendRecurring) || c.Schedule.Kind == SendTriggered {
+				c.Status = Running // back to the run it was sending, or to listening for triggers
 			}
 			return nil
 		}
@@ -456,6 +473,11 @@ func (s *Service) transition(ctx context.Context, ws, id, actor, action string, 
 			return View{}, err
 		}
 		s.audit(ctx, ws, id, action, actor, c.Reason)
+		if c.Schedule.Kind == SendTriggered {
+			if err := s.triggers.refresh(ctx, ws); err != nil {
+				return View{}, err
+			}
+		}
 		s.engine.watch(ws, id)
 	}
 	return s.view(ctx, ws, c)

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/campaigns"
+	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/events"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -211,8 +213,8 @@ func storedTime(t time.Time) time.Time {
 }
 
 func encodedSize(m *campaigns.Message) int {
-	return msgHeader + 4*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
-		len(m.Channel) + len(m.To) + len(m.ProviderID) + len(m.Error)
+	return msgHeader + 5*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
+		len(m.Channel) + len(m.To) + len(m.ProviderID) + len(m.Error) + len(m.Trigger)
 }
 
 // appendMessage appends m's outbox value with status code st.
@@ -227,6 +229,10 @@ func appendMessage(dst []byte, m *campaigns.Message, st byte) []byte {
 	for _, s := range [...]string{m.Channel, m.To, m.ProviderID, m.Error} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
+	}
+	if m.Trigger != "" { // optional fifth text: records without it end after the fourth
+		dst = binary.AppendUvarint(dst, uint64(len(m.Trigger)))
+		dst = append(dst, m.Trigger...)
 	}
 	return dst
 }
@@ -263,6 +269,13 @@ func decodeMessage(campaign string, suffix, v []byte) (campaigns.Message, error)
 		off += int(n)
 	}
 	m.Channel, m.To, m.ProviderID, m.Error = fields[0], fields[1], fields[2], fields[3]
+	if off < len(rest) {
+		n, w := binary.Uvarint(rest[off:])
+		if w <= 0 || n != uint64(len(rest)-off-w) {
+			return campaigns.Message{}, errCorrupt
+		}
+		m.Trigger = text[off+w:]
+	}
 	return m, nil
 }
 
@@ -387,7 +400,7 @@ func (s *Store) DeleteCampaign(ctx context.Context, ws, id string) error {
 			return err
 		}
 		prefix := idPrefix(id)
-		for _, name := range [][]byte{bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan} {
+		for _, name := range [][]byte{bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan, bucketCampaignTriggers} {
 			if err := deletePrefixChunked(tx.Bucket(name), prefix); err != nil {
 				return fmt.Errorf("deleting %s rows of campaign %q: %w", name, id, err)
 			}
@@ -517,38 +530,12 @@ func (s *Store) PlanMessages(ctx context.Context, ws string, msgs []campaigns.Me
 		}
 	}
 	campaign := msgs[0].Campaign
-	prefix := idPrefix(campaign)
 	pk := planKey(campaign, msgs[0].Run)
 	var added int
 	err = db.Update(ctx, func(tx *bolt.Tx) error {
-		added = 0
-		box, due := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue)
-		boxC := box.Cursor()
-		var a arena
-		var key []byte
-		for i := range msgs {
-			m := &msgs[i]
-			key = outboxKey(key[:0], m)
-			if lookup(boxC, key) != nil {
-				continue
-			}
-			suffixLen := len(key) - len(prefix)
-			a.reserve(2*len(key) + 8 + encodedSize(m))
-			start := len(a.buf)
-			a.buf = append(a.buf, key...)
-			k := a.since(start)
-			start = len(a.buf)
-			a.buf = appendMessage(a.buf, m, codeQueued)
-			v := a.since(start)
-			if err := box.Put(k, v); err != nil {
-				return err
-			}
-			start = len(a.buf)
-			a.buf = dueKey(a.buf, prefix, eventTime(m.Due), k[len(k)-suffixLen:])
-			if err := due.Put(a.since(start), nil); err != nil {
-				return err
-			}
-			added++
+		var err error
+		if added, err = planInTx(tx, msgs); err != nil {
+			return err
 		}
 		plans := tx.Bucket(bucketOutboxPlan)
 		p, err := getPlan(plans, pk)
@@ -568,6 +555,131 @@ func (s *Store) PlanMessages(ctx context.Context, ws string, msgs []campaigns.Me
 		return 0, err
 	}
 	return added, nil
+}
+
+// planInTx adds the messages (of one campaign) whose keys are absent, as queued, with their due entries; it
+// returns how many, and leaves the counts to the caller.
+func planInTx(tx *bolt.Tx, msgs []campaigns.Message) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	prefix := idPrefix(msgs[0].Campaign)
+	box, due := tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxDue)
+	boxC := box.Cursor()
+	var a arena
+	var key []byte
+	added := 0
+	for i := range msgs {
+		m := &msgs[i]
+		key = outboxKey(key[:0], m)
+		if lookup(boxC, key) != nil {
+			continue
+		}
+		suffixLen := len(key) - len(prefix)
+		a.reserve(2*len(key) + 8 + encodedSize(m))
+		start := len(a.buf)
+		a.buf = append(a.buf, key...)
+		k := a.since(start)
+		start = len(a.buf)
+		a.buf = appendMessage(a.buf, m, codeQueued)
+		v := a.since(start)
+		if err := box.Put(k, v); err != nil {
+			return 0, err
+		}
+		start = len(a.buf)
+		a.buf = dueKey(a.buf, prefix, eventTime(m.Due), k[len(k)-suffixLen:])
+		if err := due.Put(a.since(start), nil); err != nil {
+			return 0, err
+		}
+		added++
+	}
+	return added, nil
+}
+
+// PlanTriggered plans the messages of triggered campaigns, one hit (a contact's trigger) at a time, in one
+// transaction: a hit is dropped when its campaign's re-entry rule refuses it (campaign_triggers holds each
+// contact's last accepted trigger), and its messages are otherwise planned like PlanMessages'. It returns how many
+// hits were accepted.
+func (s *Store) PlanTriggered(ctx context.Context, ws string, hits []campaigns.TriggerHit) (int, error) {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return 0, err
+	}
+	for i, h := range hits {
+		if h.Campaign == "" || h.Contact == "" || strings.IndexByte(h.Campaign, 0) >= 0 || strings.IndexByte(h.Contact, 0) >= 0 {
+			return 0, fmt.Errorf("trigger %d: %w", i, errs.Invalid("hits", "a trigger needs a campaign and a contact id without NUL"))
+		}
+		for k := range h.Messages {
+			m := &h.Messages[k]
+			if err := checkMessageKey(m); err != nil {
+				return 0, fmt.Errorf("trigger %d message %d: %w", i, k, err)
+			}
+			if m.Campaign != h.Campaign || m.Contact != h.Contact {
+				return 0, fmt.Errorf("trigger %d message %d: %w", i, k, errs.Invalid("messages", "belong to another campaign or contact than their trigger"))
+			}
+		}
+	}
+	accepted := 0
+	err = db.Update(ctx, func(tx *bolt.Tx) error {
+		accepted = 0
+		last := tx.Bucket(bucketCampaignTriggers)
+		var deltas countDeltas
+		for _, h := range hits {
+			key := tagKey(h.Campaign, h.Contact)
+			if v := last.Get(key); len(v) == 8 {
+				prev := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+				if h.Gap < 0 || h.Gap > 0 && h.At.Sub(prev) < h.Gap {
+					continue
+				}
+			}
+			var at [8]byte
+			binary.BigEndian.PutUint64(at[:], uint64(h.At.UnixNano()))
+			if err := last.Put(key, at[:]); err != nil {
+				return err
+			}
+			added, err := planInTx(tx, h.Messages)
+			if err != nil {
+				return err
+			}
+			accepted++
+			if added > 0 {
+				d := deltas.of(h.Campaign)
+				d.Planned += added
+				d.Queued += added
+			}
+		}
+		return deltas.apply(tx)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return accepted, nil
+}
+
+// TrackedEvent returns a stored event by its message id (a triggered message's event, for its template).
+func (s *Store) TrackedEvent(ctx context.Context, ws, messageID string) (events.Event, bool, error) {
+	var e events.Event
+	found := false
+	err := s.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
+		ct := tx.(*contactsTx)
+		k := ct.eventIDs.Get([]byte(messageID))
+		if k == nil {
+			return nil
+		}
+		v := ct.events.Get(k)
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("decoding event %q: %w", messageID, err)
+		}
+		if nul := bytes.IndexByte(k, 0); nul > 0 {
+			e.ContactID = string(k[:nul])
+		}
+		found = true
+		return nil
+	})
+	return e, found, err
 }
 
 // PlanCursor returns a run's planning cursor: the last contact id planned ("" before any) and whether planning

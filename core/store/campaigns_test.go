@@ -16,6 +16,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/campaigns"
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/events"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,7 +25,7 @@ import (
 func cmpID(n int) string { return fmt.Sprintf("cmp_%026d", n) }
 func ctID(n int) string  { return fmt.Sprintf("%026d", n) }
 
-var campaignBuckets = [][]byte{bucketCampaigns, bucketCampaignAudit, bucketCampaignCounts, bucketOutbox, bucketOutboxDue, bucketOutboxPlan}
+var campaignBuckets = [][]byte{bucketCampaigns, bucketCampaignAudit, bucketCampaignCounts, bucketOutbox, bucketOutboxDue, bucketOutboxPlan, bucketCampaignTriggers}
 
 func planned(campaign string, run, contact, slot int, due time.Time) campaigns.Message {
 	return campaigns.Message{
@@ -777,8 +778,8 @@ func TestMigrateToCampaignBuckets(t *testing.T) {
 
 	s = openTest(t, dir)
 	_ = workspaceDB(t, s).View(func(tx *bolt.Tx) error {
-		if v := schemaVersion(tx); v != 6 {
-			t.Errorf("schema version %d after opening, want 6", v)
+		if v, latest := schemaVersion(tx), workspaceMigrations()[len(workspaceMigrations())-1].version; v != latest {
+			t.Errorf("schema version %d after opening, want %d", v, latest)
 		}
 		for _, name := range campaignBuckets {
 			if tx.Bucket(name) == nil {
@@ -849,4 +850,80 @@ func BenchmarkOutbox(b *testing.B) {
 	b.ReportMetric(n/claimT.Seconds(), "claim-msgs/s")
 	b.ReportMetric(n/saveT.Seconds(), "save-msgs/s")
 	b.ReportMetric(n/(planT+claimT+saveT).Seconds(), "msgs/s")
+}
+
+func TestPlanTriggered(t *testing.T) {
+	ctx := context.Background()
+	s := segStore(t)
+	c := cmpID(7)
+	hit := func(contact, run int, at time.Time, gap time.Duration) campaigns.TriggerHit {
+		m := planned(c, run, contact, 0, at)
+		m.Trigger = fmt.Sprintf("event-%d-%d", contact, run)
+		return campaigns.TriggerHit{Campaign: c, Contact: ctID(contact), At: at, Gap: gap, Messages: []campaigns.Message{m}}
+	}
+	t0 := fixedTime
+	for _, tt := range []struct {
+		name     string
+		hits     []campaigns.TriggerHit
+		accepted int
+		planned  int // the campaign's planned count after the step
+	}{
+		{"first triggers", []campaigns.TriggerHit{hit(1, 1, t0, -1), hit(2, 5, t0, time.Hour), hit(3, 9, t0, 0)}, 3, 3},
+		{"once ever: dropped", []campaigns.TriggerHit{hit(1, 2, t0.Add(48*time.Hour), -1)}, 0, 3},
+		{"within the gap: dropped", []campaigns.TriggerHit{hit(2, 6, t0.Add(59*time.Minute), time.Hour)}, 0, 3},
+		{"after the gap: planned", []campaigns.TriggerHit{hit(2, 7, t0.Add(61*time.Minute), time.Hour)}, 1, 4},
+		{"always: planned", []campaigns.TriggerHit{hit(3, 10, t0.Add(time.Second), 0)}, 1, 5},
+		{"always, the same trigger again: accepted, nothing planned twice", []campaigns.TriggerHit{hit(3, 10, t0.Add(2*time.Second), 0)}, 1, 5},
+		{"two hits of one contact in one call: the second within the gap", []campaigns.TriggerHit{hit(4, 1, t0, time.Hour), hit(4, 2, t0.Add(time.Minute), time.Hour)}, 1, 6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := s.PlanTriggered(ctx, "acme", tt.hits)
+			if err != nil || n != tt.accepted {
+				t.Fatalf("accepted %d, %v; want %d", n, err, tt.accepted)
+			}
+			counts, err := s.CampaignCounts(ctx, "acme", c)
+			if err != nil || counts.Planned != tt.planned || counts.Queued != tt.planned {
+				t.Fatalf("counts %+v, %v; want %d planned", counts, err, tt.planned)
+			}
+		})
+	}
+	want := hit(2, 7, t0, 0).Messages[0]
+	got := mustGetMessage(t, s, want.ID())
+	if got.Trigger != "event-2-7" || got.Status != campaigns.Queued {
+		t.Fatalf("triggered message read back: %+v", got)
+	}
+	// The first hit's message too (messages planned by PlanMessages, without a trigger, are read back by the tests above).
+	first := planned(c, 1, 1, 0, t0)
+	if m := mustGetMessage(t, s, first.ID()); m.Trigger != "event-1-1" {
+		t.Fatalf("%+v", m)
+	}
+	// Refused: a hit whose messages are another contact's.
+	bad := hit(5, 1, t0, 0)
+	bad.Messages[0].Contact = ctID(6)
+	if _, err := s.PlanTriggered(ctx, "acme", []campaigns.TriggerHit{bad}); !isValidation(err) {
+		t.Fatalf("mismatched hit: %v", err)
+	}
+	// Deleting the campaign forgets its triggers: the once-ever contact may enter a new campaign of that id.
+	if err := s.PutCampaign(ctx, "acme", campaigns.Campaign{ID: c, Name: "x", Status: campaigns.Running}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCampaign(ctx, "acme", c); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PlanTriggered(ctx, "acme", []campaigns.TriggerHit{hit(1, 3, t0, -1)}); err != nil || n != 1 {
+		t.Fatalf("after deleting the campaign: %d, %v", n, err)
+	}
+}
+
+func TestTrackedEvent(t *testing.T) {
+	ctx := context.Background()
+	s := segStore(t)
+	putTestEvents(t, s, testEvent("c1", "m-1", events.Track, "Cart Abandoned", fixedTime))
+	e, ok, err := s.TrackedEvent(ctx, "acme", "m-1")
+	if err != nil || !ok || e.Name != "Cart Abandoned" || e.ContactID != "c1" || string(e.Properties) == "" {
+		t.Fatalf("TrackedEvent: %+v, %v, %v", e, ok, err)
+	}
+	if _, ok, err := s.TrackedEvent(ctx, "acme", "m-2"); ok || err != nil {
+		t.Fatalf("an unknown id: %v, %v", ok, err)
+	}
 }

@@ -65,13 +65,16 @@
 //	├── campaigns/              <campaign id> -> JSON campaigns.Campaign                        (schema 6; campaigns.go)
 //	├── campaign_audit/         <campaign id> NUL <uint64 big-endian unix nanos + 2^63> <uint64 big-endian seq>
 //	│                           -> JSON campaigns.AuditEntry  (seq: the bucket's NextSequence)         (schema 6)
+//	├── campaign_triggers/      <campaign id> NUL <contact id> -> uint64 big-endian unix nanos: the contact's last
+//	│                           accepted trigger of a triggered campaign (its re-entry rule reads it)   (schema 7)
 //	├── campaign_counts/        <campaign id> -> JSON campaigns.Counts, changed in the same transaction as every
 //	│                           outbox change, so always exact (planned counts every message ever planned)  (schema 6)
 //	├── outbox/                 <campaign id> NUL <uint32 big-endian run> <contact id> NUL <byte slot> -> the
 //	│                           message, binary: format byte 1, status byte (1 queued, 2 sending, 3 sent, 4 failed,
 //	│                           5 skipped, 6 cancelled), due, planned at and sent at (each int64 big-endian unix
 //	│                           nanos; the zero time is math.MinInt64), uvarint attempts, then channel, to,
-//	│                           provider id and error, each a uvarint length and bytes. Campaign, run, contact and
+//	│                           provider id and error, each a uvarint length and bytes, and for a triggered message
+//	│                           the trigger (its event's message id) the same way. Campaign, run, contact and
 //	│                           slot are the key. Times read back in UTC.                                (schema 6)
 //	├── outbox_due/             <campaign id> NUL <uint64 big-endian due unix nanos + 2^63> <outbox key after
 //	│                           "<campaign id> NUL"> -> ""  (exactly one entry per pending message, queued or sending,
@@ -132,12 +135,13 @@ var (
 	bucketTrackEvents = []byte("track_events")
 	// The campaign buckets (campaigns.go): campaigns, their audit trails and counts, and the outbox with its due
 	// index and planning cursors.
-	bucketCampaigns      = []byte("campaigns")
-	bucketCampaignAudit  = []byte("campaign_audit")
-	bucketCampaignCounts = []byte("campaign_counts")
-	bucketOutbox         = []byte("outbox")
-	bucketOutboxDue      = []byte("outbox_due")
-	bucketOutboxPlan     = []byte("outbox_plan")
+	bucketCampaigns        = []byte("campaigns")
+	bucketCampaignAudit    = []byte("campaign_audit")
+	bucketCampaignCounts   = []byte("campaign_counts")
+	bucketCampaignTriggers = []byte("campaign_triggers")
+	bucketOutbox           = []byte("outbox")
+	bucketOutboxDue        = []byte("outbox_due")
+	bucketOutboxPlan       = []byte("outbox_plan")
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")

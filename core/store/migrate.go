@@ -43,6 +43,7 @@ func workspaceMigrations() []migration {
 			return createBuckets(tx, bucketCampaigns, bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan,
 				bucketCampaignCounts)
 		}},
+		{7, "create campaign_triggers bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketCampaignTriggers) }},
 	}
 }
 
