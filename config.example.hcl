@@ -106,6 +106,10 @@ admin {
 #   # Memory cap per instance (Go plugins need at least 4MiB).
 #   memory = "64MiB"
 #
+#   # For a channel: at most this many messages per second, over a sliding second, across every campaign and
+#   # workspace (a provider's own limit, say 14 per second for a new Amazon SES account). 0, the default: no cap.
+#   rate_limit = 100
+#
 #   # Capabilities. A plugin gets only what it requests in its manifest AND is granted here; a grant the plugin
 #   # did not request, or a request not granted, is an error at load.
 #   grants {

@@ -142,6 +142,9 @@ type ChannelInfo struct {
 	Consent string
 	// Fields are the content fields it reads, with those required; empty: any field is passed through.
 	Fields []ContentField
+	// Rate is the most messages per second the channel takes, over a sliding second, across every campaign and
+	// workspace (the operator's rate_limit); 0: no cap.
+	Rate int
 }
 
 // ContentField is one content field a channel declares.

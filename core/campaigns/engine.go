@@ -579,7 +579,7 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 		s.mu.RUnlock()
 		return 0, err
 	}
-	msgs, err := s.store.ClaimMessages(ctx, r.ws, c.ID, now, s.opts.Lease, s.opts.Batch)
+	msgs, err := s.store.ClaimMessages(ctx, r.ws, c.ID, now, s.opts.Lease, r.claimSize(c))
 	s.mu.RUnlock()
 	if err != nil || len(msgs) == 0 {
 		return 0, err
@@ -672,33 +672,49 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 	sort.Strings(names)
 	var batchErr error
 	for _, name := range names {
-		idx := byChannel[name]
-		batch := make([]Outgoing, len(idx))
-		for k, i := range idx {
-			batch[k] = outgoing[i]
+		all := byChannel[name]
+		info, _ := s.channelInfo(name)
+		chunk := len(all)
+		if info.Rate > 0 {
+			chunk = min(chunk, info.Rate) // the operator's rate_limit: at most a second's worth per call
 		}
-		outcomes, err := s.channels.Send(ctx, r.ws, name, now, batch)
-		if err == nil && len(outcomes) != len(batch) {
-			err = fmt.Errorf("channel %q returned %d outcomes for %d messages", name, len(outcomes), len(batch))
-		}
-		for k, i := range idx {
-			m := &msgs[i]
+		for lo := 0; lo < len(all); lo += chunk {
+			idx := all[lo:min(len(all), lo+chunk)]
+			batch := make([]Outgoing, len(idx))
+			for k, i := range idx {
+				batch[k] = outgoing[i]
+			}
+			var outcomes []Outcome
+			var err error
+			if info.Rate > 0 {
+				err = s.limits.of(name).take(ctx, info.Rate, len(batch))
+			}
+			if err == nil {
+				outcomes, err = s.channels.Send(ctx, r.ws, name, s.now().UTC(), batch)
+			}
+			if err == nil && len(outcomes) != len(batch) {
+				err = fmt.Errorf("channel %q returned %d outcomes for %d messages", name, len(outcomes), len(batch))
+			}
+			sentAt := s.now().UTC()
+			for k, i := range idx {
+				m := &msgs[i]
+				if err != nil {
+					r.retry(m, sentAt, 0, fmt.Sprintf("channel %q failed: %v", name, err))
+					continue
+				}
+				o := outcomes[k]
+				switch o.Status {
+				case Delivered, Accepted:
+					m.Status, m.Error, m.ProviderID, m.SentAt = Sent, "", o.ProviderID, sentAt
+				case Refused:
+					m.Status, m.Error = Failed, o.Error
+				default:
+					r.retry(m, sentAt, o.RetryAfter, o.Error)
+				}
+			}
 			if err != nil {
-				r.retry(m, now, 0, fmt.Sprintf("channel %q failed: %v", name, err))
-				continue
+				batchErr = err
 			}
-			o := outcomes[k]
-			switch o.Status {
-			case Delivered, Accepted:
-				m.Status, m.Error, m.ProviderID, m.SentAt = Sent, "", o.ProviderID, now
-			case Refused:
-				m.Status, m.Error = Failed, o.Error
-			default:
-				r.retry(m, now, o.RetryAfter, o.Error)
-			}
-		}
-		if err != nil {
-			batchErr = err
 		}
 	}
 	for i := range msgs {
@@ -720,6 +736,18 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 	}
 	r.settled.add(now, settled)
 	return len(msgs), batchErr
+}
+
+// claimSize is how many messages a batch claims: Options.Batch, or less when a channel's rate limit could not
+// send that many within half a lease (a claim that outlives its lease would be claimed again).
+func (r *runner) claimSize(c Campaign) int {
+	size := r.e.s.opts.Batch
+	for _, ch := range c.Channels {
+		if info, ok := r.e.s.channelInfo(ch.Plugin); ok && info.Rate > 0 {
+			size = min(size, max(1, info.Rate*int(r.e.s.opts.Lease/time.Second)/2))
+		}
+	}
+	return size
 }
 
 // giveBack returns claimed messages to the queue after a failure that is not theirs (reading the store).

@@ -31,6 +31,7 @@ type receiver struct {
 	fail    error
 	retry   map[string]bool
 	retried map[string]bool
+	times   []time.Time // when each message was received (real time)
 }
 
 func newReceiver(info campaigns.ChannelInfo) *receiver {
@@ -79,6 +80,7 @@ func (cs channels) Send(_ context.Context, _, name string, _ time.Time, msgs []c
 			continue
 		}
 		r.sends++
+		r.times = append(r.times, time.Now())
 		if _, dup := r.got[m.IdempotencyKey]; !dup {
 			r.got[m.IdempotencyKey] = m
 		}
@@ -630,5 +632,41 @@ func TestPreviewAndStrictVariables(t *testing.T) {
 	sort.Strings(tests)
 	if len(tests) != 1 || tests[0] != "Hello Ana" {
 		t.Fatalf("test messages %v", tests)
+	}
+}
+
+func TestRateLimitHoldsAcrossCampaigns(t *testing.T) {
+	w := newWorld(t, campaigns.Options{Batch: 50})
+	ctx := context.Background()
+	info := emailInfo
+	info.Rate = 20
+	w.chans["email"].info = info
+	for i := range 45 {
+		w.contact(fmt.Sprintf("q%02d@example.com", i), "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	}
+	seg := w.segment("France", `country = "FR"`)
+	a, b := w.create(emailCampaign("A", seg)), w.create(emailCampaign("B", seg))
+	for _, c := range []campaigns.View{a, b} {
+		if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []campaigns.View{a, b} {
+		w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	}
+	r := w.chans["email"]
+	r.mu.Lock()
+	times := append([]time.Time(nil), r.times...)
+	r.mu.Unlock()
+	if len(times) != 90 {
+		t.Fatalf("%d messages", len(times))
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	// The limit is kept over every 900 ms span (the window is ten 100 ms buckets).
+	for i, at := range times {
+		n := sort.Search(len(times), func(k int) bool { return times[k].After(at.Add(900 * time.Millisecond)) }) - i
+		if n > 20 {
+			t.Fatalf("%d messages within 900 ms from %s: the limit is 20 per second", n, at.Format("15:04:05.000"))
+		}
 	}
 }

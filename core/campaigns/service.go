@@ -123,6 +123,7 @@ type Service struct {
 
 	engine   *engine
 	triggers *triggers
+	limits   limiters
 }
 
 // NewService returns a service; Start runs its engine.

@@ -88,12 +88,14 @@ type Plugin struct {
 	// Source is "builtin:NAME" for a plugin bundled in the binary, or the path of a .wasm file.
 	Source string `hcl:"source"`
 	// SHA256 is the hex SHA-256 of the file; required for files, checked before compiling.
-	SHA256  string        `hcl:"sha256,optional"`
-	Pool    int           `hcl:"pool,optional"`
-	Timeout string        `hcl:"timeout,optional"`
-	Memory  string        `hcl:"memory,optional"`
-	Grants  *Grants       `hcl:"grants,block"`
-	Config  *PluginConfig `hcl:"config,block"`
+	SHA256  string `hcl:"sha256,optional"`
+	Pool    int    `hcl:"pool,optional"`
+	Timeout string `hcl:"timeout,optional"`
+	Memory  string `hcl:"memory,optional"`
+	// RateLimit caps a channel's messages per second across every campaign and workspace (0: no cap).
+	RateLimit int           `hcl:"rate_limit,optional"`
+	Grants    *Grants       `hcl:"grants,block"`
+	Config    *PluginConfig `hcl:"config,block"`
 
 	DefRange hcl.Range `hcl:",def_range"`
 

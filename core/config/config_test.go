@@ -189,6 +189,7 @@ func TestParseProblems(t *testing.T) {
 		{"plugin file without sha256", "plugin \"x\" {\n  source = \"/p/x.wasm\"\n}\n", []string{`c.hcl:1:1: plugin.x.sha256: a plugin file needs its lower-case hex SHA-256`}},
 		{"plugin bad source", "plugin \"x\" {\n  source = \"x.so\"\n}\n", []string{`c.hcl:2:12: plugin.x.source: "x.so" must be`}},
 		{"plugin bad limits", "plugin \"x\" {\n  source = \"builtin:null\"\n  pool = 0\n  timeout = \"forever\"\n  memory = \"1KiB\"\n}\n", []string{`c.hcl:4:13: plugin.x.timeout`, `c.hcl:5:12: plugin.x.memory: 1KiB must be between 4MiB and 4GiB`}},
+		{"plugin bad rate limit", "plugin \"x\" {\n  source = \"builtin:null\"\n  rate_limit = -5\n}\n", []string{`c.hcl:3:16: plugin.x.rate_limit: -5 must be between 0 (no cap) and 1000000 messages per second`}},
 		{"plugin bad grant", "plugin \"x\" {\n  source = \"builtin:null\"\n  grants {\n    http_hosts = [\"ftp://a\", \"https://a/path\"]\n    colour = 1\n  }\n}\n", []string{`An argument named "colour" is not expected here`, `c.hcl:4:18: plugin.x.grants.http_hosts: "ftp://a" must be an origin`, `"https://a/path" must be an origin`}},
 	}
 	for _, tt := range tests {

@@ -197,6 +197,9 @@ func (p *Plugin) validate(v *errs.ValidationError, path string) {
 	default:
 		v.Add(path+".source", "%q must be \"builtin:NAME\" or the path of a .wasm file", p.Source)
 	}
+	if p.RateLimit < 0 || p.RateLimit > 1_000_000 {
+		v.Add(path+".rate_limit", "%d must be between 0 (no cap) and 1000000 messages per second", p.RateLimit)
+	}
 	if p.Pool == 0 {
 		p.Pool = 2
 	} else if p.Pool < 1 || p.Pool > 64 {

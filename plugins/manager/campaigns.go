@@ -30,9 +30,9 @@ func (c Campaigns) Channel(name string) (campaigns.ChannelInfo, bool) {
 	}
 	spec := l.manifest.Channel
 	if spec == nil {
-		return campaigns.ChannelInfo{Address: "email", Consent: "email"}, true
+		return campaigns.ChannelInfo{Address: "email", Consent: "email", Rate: mp.spec.RateLimit}, true
 	}
-	info := campaigns.ChannelInfo{Address: spec.Address, Consent: spec.Consent}
+	info := campaigns.ChannelInfo{Address: spec.Address, Consent: spec.Consent, Rate: mp.spec.RateLimit}
 	for _, f := range spec.Fields {
 		info.Fields = append(info.Fields, campaigns.ContentField{Name: f.Name, Required: f.Required})
 	}
