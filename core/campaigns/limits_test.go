@@ -14,13 +14,13 @@ func TestLimiterSlidingSecond(t *testing.T) {
 		fits  bool
 	}{
 		{0, 6, true},
-		{50, 4, true},   // 10 in the second
-		{99, 1, false},  // an 11th: wait
-		{500, 1, false}, // still inside the second that began at 0
-		{1000, 6, true}, // the bucket of 0-99 ms left the window
+		{50, 4, true},    // 10 in the second
+		{99, 1, false},   // an 11th: wait
+		{500, 1, false},  // still inside the second that began at 0
+		{1000, 6, true},  // the bucket of 0-99 ms left the window
 		{1050, 5, false}, // 6 + 5 > 10
-		{1999, 4, true}, // buckets 1000-1099 (6) + 1900-1999 (4)
-		{2100, 4, true}, // the 1000-1099 bucket left
+		{1999, 4, true},  // buckets 1000-1099 (6) + 1900-1999 (4)
+		{2100, 4, true},  // the 1000-1099 bucket left
 	} {
 		wait := l.try(at(step.ms), 10, step.n)
 		if (wait == 0) != step.fits {
