@@ -188,10 +188,19 @@ func (s *Server) campaignMessages(c *fiber.Ctx) error {
 		ID string `json:"id"`
 		campaigns.Message
 	}
+	// Addresses are masked as the workspace masks contacts' emails and phones for this token.
+	mask := func(ct contacts.Contact) contacts.Contact { return ct }
+	if s.deps.Contacts != nil {
+		if mask, _, err = s.masker(c, s.deps.Contacts, ws); err != nil {
+			return err
+		}
+	}
 	out := make([]item, len(items))
 	for i, m := range items {
-		if !principal(c).SeesPII() {
-			m.To = contacts.Mask(contacts.Contact{Email: m.To, Phone: m.To}, []string{"email", "phone"}).Email
+		if strings.Contains(m.To, "@") {
+			m.To = mask(contacts.Contact{Email: m.To}).Email
+		} else {
+			m.To = mask(contacts.Contact{Phone: m.To}).Phone
 		}
 		out[i] = item{m.ID(), m}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/crosscast/crosscast/core/auth"
 	"github.com/crosscast/crosscast/core/errs"
@@ -84,7 +85,9 @@ func (s *Server) createWorkspace(c *fiber.Ctx) error {
 // visibleWorkspace checks the caller's right on the :id workspace. A caller scoped to another workspace gets 404,
 // not 403, so that workspace ids do not leak across clients.
 func (s *Server) visibleWorkspace(c *fiber.Ctx, min auth.Role) (string, error) {
-	id := c.Params("id")
+	// A copy: fiber's params point into a request buffer it reuses, and services keep the workspace id beyond the
+	// request (segment transitions recorded behind, campaign runners, trigger queues).
+	id := strings.Clone(c.Params("id"))
 	p := principal(c)
 	if p.Workspace != "" && p.Workspace != id {
 		return "", fmt.Errorf("workspace %q: %w", id, errs.ErrNotFound)

@@ -208,7 +208,12 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	// it is sending then finishes.
 	campaignsCtx, stopCampaigns := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCampaigns()
-	campSvc := campaigns.NewService(st, segSvc, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{})
+	campSvc := campaigns.NewService(st, segSvc, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{
+		Rules: func(ctx context.Context, ws string) (workspaces.CampaignRules, error) {
+			w, err := wsSvc.Get(ctx, ws)
+			return w.Settings.Campaigns, err
+		},
+	})
 	defer campSvc.Close()
 	stream.Subscribe(campSvc.OnChange)      // events trigger campaigns
 	segSvc.Subscribe(campSvc.OnTransitions) // so do segment entries

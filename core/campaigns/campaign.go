@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/internal/period"
 )
 
 // Status is where a campaign is in its life:
@@ -301,26 +302,5 @@ func (s *Schedule) location() *time.Location {
 	return loc
 }
 
-// parseWindow reads a goal window: a Go duration or a number of days ("7d").
-func parseWindow(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, fmt.Errorf("is required (a duration such as 7d or 48h)")
-	}
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || fmt.Sprint(n) != days {
-			return 0, fmt.Errorf("%q is not a duration such as 7d or 48h", s)
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 7d or 48h", s)
-		}
-	}
-	if d <= 0 || d > 365*24*time.Hour {
-		return 0, fmt.Errorf("%q must be between 1 second and 365 days", s)
-	}
-	return d, nil
-}
+// parseWindow reads a window, a delay or a re-entry period: "7d", "48h".
+func parseWindow(s string) (time.Duration, error) { return period.Parse(s) }

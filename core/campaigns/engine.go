@@ -124,6 +124,9 @@ func (e *engine) watch(ws, id string) {
 		r.poke()
 		return
 	}
+	// The runner outlives the caller: copy the strings (the HTTP layer's may point into reused request buffers).
+	ws, id = strings.Clone(ws), strings.Clone(id)
+	k = runnerKey{ws, id}
 	r := &runner{e: e, ws: ws, id: id, wake: make(chan struct{}, 1)}
 	e.runners[k] = r
 	ctx := e.ctx
@@ -603,9 +606,9 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 	if err != nil {
 		return len(msgs), r.giveBack(ctx, msgs, err)
 	}
-	// Decide each message: a channel and its rendered fields, or a final status.
-	byChannel := map[string][]int{}
-	outgoing := make([]Outgoing, len(msgs))
+	// Decide each message: a channel, or a final status; then the workspace's rules; then render.
+	keep := make([]bool, len(msgs))
+	slots := make([]int, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
 		ct, ok := profiles[m.Contact]
@@ -634,7 +637,20 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 			continue
 		}
 		m.Channel, m.To = c.Channels[slot].Plugin, to
-		out := Outgoing{ID: m.ID(), IdempotencyKey: m.ID(), ContactID: m.Contact, To: to}
+		slots[i], keep[i] = slot, true
+	}
+	if err := r.applyRules(ctx, c, msgs, profiles, keep, now); err != nil {
+		return len(msgs), r.giveBack(ctx, msgs, err)
+	}
+	byChannel := map[string][]int{}
+	outgoing := make([]Outgoing, len(msgs))
+	for i := range msgs {
+		if !keep[i] {
+			continue
+		}
+		m := &msgs[i]
+		ct := profiles[m.Contact]
+		out := Outgoing{ID: m.ID(), IdempotencyKey: m.ID(), ContactID: m.Contact, To: m.To}
 		vars := map[string]any{
 			"contact":  contactVars(&ct),
 			"campaign": map[string]any{"id": c.ID, "name": c.Name},
@@ -650,7 +666,7 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 			}
 		}
 		var renderErr error
-		for _, nt := range tmpls[slot] {
+		for _, nt := range tmpls[slots[i]] {
 			v, err := nt.t.render(vars, c.StrictVariables)
 			if err != nil {
 				renderErr = fmt.Errorf("field %q: %w", nt.name, err)
@@ -721,6 +737,7 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 		if msgs[i].Status.Final() {
 			msgs[i].Due = time.Time{} // a final message is due no more
 		}
+		msgs[i].Transactional = c.Transactional // for the send log the frequency cap counts
 	}
 	if err := s.store.SaveMessages(ctx, r.ws, msgs); err != nil {
 		return len(msgs), err

@@ -670,3 +670,66 @@ func TestRateLimitHoldsAcrossCampaigns(t *testing.T) {
 		}
 	}
 }
+
+func TestFrequencyCapAndQuietHours(t *testing.T) {
+	var rulesMu sync.Mutex
+	rules := workspaces.CampaignRules{FrequencyCap: &workspaces.FrequencyCap{Messages: 1, Period: "7d"}}
+	w := newWorld(t, campaigns.Options{Tick: 10 * time.Millisecond, Rules: func(context.Context, string) (workspaces.CampaignRules, error) {
+		rulesMu.Lock()
+		defer rulesMu.Unlock()
+		return rules, nil
+	}})
+	ctx := context.Background()
+	for i := range 5 {
+		w.contact(fmt.Sprintf("f%d@example.com", i), "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	}
+	seg := w.segment("France", `country = "FR"`)
+	run := func(name string, transactional bool) campaigns.View {
+		t.Helper()
+		in := emailCampaign(name, seg)
+		in.Transactional = ptr(transactional)
+		c := w.create(in)
+		if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		return w.wait(c.ID, name+" to complete", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	}
+	// The cap is one marketing message a week: the second campaign is skipped for everyone; a transactional one
+	// is neither capped nor counted.
+	if v := run("First", false); v.Progress.Sent != 5 {
+		t.Fatalf("first: %+v", v.Progress)
+	}
+	if v := run("Receipt", true); v.Progress.Sent != 5 {
+		t.Fatalf("transactional: %+v", v.Progress)
+	}
+	second := run("Second", false)
+	if second.Progress.Sent != 0 || second.Progress.Skipped != 5 {
+		t.Fatalf("second: %+v", second.Progress)
+	}
+	skipped, _, _ := w.camp.Messages(ctx, "acme", second.ID, campaigns.Skipped, "", 1)
+	if len(skipped) != 1 || skipped[0].Error != "frequency cap: 1 messages in 7d already" {
+		t.Fatalf("skipped %+v", skipped)
+	}
+	// A week later the cap allows one more; quiet hours around the clock hold it back until they end.
+	w.advance(8 * 24 * time.Hour)
+	now := w.now().UTC()
+	rulesMu.Lock()
+	rules.QuietHours = &workspaces.QuietHours{Start: now.Add(-time.Hour).Format("15:04"), End: now.Add(time.Hour).Format("15:04")}
+	rulesMu.Unlock()
+	in := emailCampaign("Night", seg)
+	c := w.create(in)
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the messages to be held", func() bool {
+		list, _, _ := w.camp.Messages(ctx, "acme", c.ID, campaigns.Queued, "", 10)
+		return len(list) == 5 && strings.HasPrefix(list[0].Error, "quiet hours: held until ") && list[0].Attempts == 0
+	})
+	before := len(w.chans["email"].received())
+	w.advance(61 * time.Minute)
+	w.camp.Wake()
+	v := w.wait(c.ID, "the held messages after the quiet hours", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if v.Progress.Sent != 5 || len(w.chans["email"].received()) != before+5 {
+		t.Fatalf("after the quiet hours: %+v", v.Progress)
+	}
+}

@@ -66,7 +66,10 @@ type Message struct {
 	Trigger   string    `json:"trigger,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	PlannedAt time.Time `json:"planned_at"`
-	SentAt    time.Time `json:"sent_at,omitzero"`
+	// Transactional marks, when a message is saved sent, a transactional campaign's message: frequency caps do not
+	// count it. Not kept in the outbox.
+	Transactional bool      `json:"-"`
+	SentAt        time.Time `json:"sent_at,omitzero"`
 }
 
 // ID is the message's key as text: campaign, run, contact and slot. It is the idempotency key channels pass to
@@ -171,6 +174,10 @@ type Store interface {
 	// PlanTriggered plans triggered messages, hit by hit, each unless its campaign's re-entry rule refuses it
 	// (see TriggerHit), in one transaction; it returns how many hits were accepted.
 	PlanTriggered(ctx context.Context, ws string, hits []TriggerHit) (int, error)
+	// CountSends returns how many marketing messages each contact was sent at or after since.
+	CountSends(ctx context.Context, ws string, contactIDs []string, since time.Time) (map[string]int, error)
+	// ForgetSends deletes a contact's send log (the contact was erased).
+	ForgetSends(ctx context.Context, ws, contactID string) error
 	// TrackedEvent returns a stored event by message id.
 	TrackedEvent(ctx context.Context, ws, messageID string) (events.Event, bool, error)
 	// GetMessage returns one message by id.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -81,6 +82,8 @@ type Options struct {
 	PauseAfter int
 	// Tick is how often the engine looks for due work when nothing wakes it (default 1s).
 	Tick time.Duration
+	// Rules reads a workspace's sending rules (frequency cap, quiet hours); nil: none.
+	Rules func(ctx context.Context, ws string) (workspaces.CampaignRules, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -124,6 +127,7 @@ type Service struct {
 	engine   *engine
 	triggers *triggers
 	limits   limiters
+	zones    zones
 }
 
 // NewService returns a service; Start runs its engine.

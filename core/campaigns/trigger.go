@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,6 +132,7 @@ func (t *triggers) refresh(ctx context.Context, ws string) error {
 			running = append(running, c)
 		}
 	}
+	ws = strings.Clone(ws) // kept as a map key beyond the caller's request
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(running) == 0 {
@@ -148,6 +151,17 @@ func (t *triggers) campaigns(ws string) []Campaign {
 
 // OnChange is the contacts stream subscriber: each tracked event may trigger campaigns.
 func (s *Service) OnChange(ctx context.Context, ch contacts.Change) {
+	if len(ch.Deleted) > 0 {
+		// An erased contact's send log goes too, behind the writer (a subscriber must not wait on the disk).
+		ws, ids := strings.Clone(ch.Workspace), slices.Clone(ch.Deleted)
+		s.engine.wg.Go(func() {
+			for _, id := range ids {
+				if err := s.store.ForgetSends(context.WithoutCancel(ctx), ws, id); err != nil {
+					s.log.Error("forgetting an erased contact's sends", "workspace", ws, "error", err)
+				}
+			}
+		})
+	}
 	list := s.triggers.campaigns(ch.Workspace)
 	if len(list) == 0 {
 		return
@@ -201,6 +215,8 @@ func (t *triggers) add(ctx context.Context, ws string, c Campaign, contact strin
 	if now := t.s.now().UTC(); due.Before(now) {
 		due = now
 	}
+	// The hit waits in a queue: copy what may point into a caller's reused buffer.
+	ws, contact, eventID = strings.Clone(ws), strings.Clone(contact), strings.Clone(eventID)
 	h := hit{ws: ws, TriggerHit: TriggerHit{Campaign: c.ID, Contact: contact, At: at, Gap: tr.gap()}}
 	for slot := range slots {
 		h.Messages = append(h.Messages, Message{Campaign: c.ID, Run: run, Contact: contact, Slot: slot, Status: Queued,

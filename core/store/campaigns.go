@@ -994,9 +994,79 @@ func (s *Store) SaveMessages(ctx context.Context, ws string, msgs []campaigns.Me
 				d := deltas.of(m.Campaign)
 				d.Add(statusOf(r.oldCode), -1)
 				d.Add(m.Status, 1)
+				if m.Status == campaigns.Sent {
+					if err := logSend(tx, m); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return deltas.apply(tx)
+	})
+}
+
+// logSend records a message sent in contact_sends: what frequency caps count.
+func logSend(tx *bolt.Tx, m *campaigns.Message) error {
+	at := eventTime(m.SentAt)
+	k := make([]byte, 0, len(m.Contact)+1+8+len(m.Campaign)+1+4+1)
+	k = append(append(k, m.Contact...), 0)
+	k = append(k, at[:]...)
+	k = append(append(k, m.Campaign...), 0)
+	k = binary.BigEndian.AppendUint32(k, uint32(m.Run))
+	k = append(k, byte(m.Slot))
+	kind := byte('m')
+	if m.Transactional {
+		kind = 't'
+	}
+	return tx.Bucket(bucketContactSends).Put(k, []byte{kind})
+}
+
+// CountSends returns, for each contact, how many marketing messages it was sent at or after since (contacts without
+// any are absent).
+func (s *Store) CountSends(ctx context.Context, ws string, contactIDs []string, since time.Time) (map[string]int, error) {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	err = db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketContactSends).Cursor()
+		from := eventTime(since)
+		for _, id := range contactIDs {
+			if _, done := out[id]; done || id == "" {
+				continue
+			}
+			prefix := append([]byte(id), 0)
+			n := 0
+			for k, v := c.Seek(append(bytes.Clone(prefix), from[:]...)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if len(v) == 1 && v[0] == 'm' {
+					n++
+				}
+			}
+			if n > 0 {
+				out[id] = n
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ForgetSends deletes a contact's send log (erasure).
+func (s *Store) ForgetSends(ctx context.Context, ws, contactID string) error {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return err
+	}
+	prefix := append([]byte(contactID), 0)
+	return db.Update(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketContactSends).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -927,3 +927,43 @@ func TestTrackedEvent(t *testing.T) {
 		t.Fatalf("an unknown id: %v, %v", ok, err)
 	}
 }
+
+func TestSendLog(t *testing.T) {
+	ctx := context.Background()
+	s := segStore(t)
+	c := cmpID(8)
+	msgs := []campaigns.Message{planned(c, 1, 1, 0, fixedTime), planned(c, 1, 1, 1, fixedTime), planned(c, 1, 2, 0, fixedTime), planned(c, 1, 3, 0, fixedTime)}
+	mustPlan(t, s, msgs, "")
+	for i := range msgs {
+		msgs[i].Status, msgs[i].SentAt = campaigns.Sent, fixedTime.Add(time.Duration(i)*time.Hour)
+	}
+	msgs[2].Transactional = true                                  // contact 2: not counted
+	msgs[3].Status, msgs[3].SentAt = campaigns.Failed, time.Time{} // contact 3: not sent
+	if err := s.SaveMessages(ctx, "acme", msgs); err != nil {
+		t.Fatal(err)
+	}
+	// Saving a sent message again (no status change) logs nothing more.
+	if err := s.SaveMessages(ctx, "acme", msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{ctID(1), ctID(2), ctID(3), ctID(1)}
+	for _, tt := range []struct {
+		since time.Time
+		want  map[string]int
+	}{
+		{fixedTime, map[string]int{ctID(1): 2}},
+		{fixedTime.Add(30 * time.Minute), map[string]int{ctID(1): 1}},
+		{fixedTime.Add(2 * time.Hour), map[string]int{}},
+	} {
+		got, err := s.CountSends(ctx, "acme", ids, tt.since)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Fatalf("CountSends since %s = %v, %v; want %v", tt.since, got, err, tt.want)
+		}
+	}
+	if err := s.ForgetSends(ctx, "acme", ctID(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CountSends(ctx, "acme", ids, fixedTime); err != nil || len(got) != 0 {
+		t.Fatalf("after ForgetSends: %v, %v", got, err)
+	}
+}

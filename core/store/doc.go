@@ -67,6 +67,9 @@
 //	│                           -> JSON campaigns.AuditEntry  (seq: the bucket's NextSequence)         (schema 6)
 //	├── campaign_triggers/      <campaign id> NUL <contact id> -> uint64 big-endian unix nanos: the contact's last
 //	│                           accepted trigger of a triggered campaign (its re-entry rule reads it)   (schema 7)
+//	├── contact_sends/          <contact id> NUL <uint64 big-endian sent-at unix nanos + 2^63> <campaign id> NUL
+//	│                           <uint32 big-endian run> <byte slot> -> 'm' (marketing) or 't' (transactional): every
+//	│                           message sent, written with its outbox status; what frequency caps count  (schema 8)
 //	├── campaign_counts/        <campaign id> -> JSON campaigns.Counts, changed in the same transaction as every
 //	│                           outbox change, so always exact (planned counts every message ever planned)  (schema 6)
 //	├── outbox/                 <campaign id> NUL <uint32 big-endian run> <contact id> NUL <byte slot> -> the
@@ -139,6 +142,7 @@ var (
 	bucketCampaignAudit    = []byte("campaign_audit")
 	bucketCampaignCounts   = []byte("campaign_counts")
 	bucketCampaignTriggers = []byte("campaign_triggers")
+	bucketContactSends     = []byte("contact_sends")
 	bucketOutbox           = []byte("outbox")
 	bucketOutboxDue        = []byte("outbox_due")
 	bucketOutboxPlan       = []byte("outbox_plan")

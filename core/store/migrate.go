@@ -44,6 +44,7 @@ func workspaceMigrations() []migration {
 				bucketCampaignCounts)
 		}},
 		{7, "create campaign_triggers bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketCampaignTriggers) }},
+		{8, "create contact_sends bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketContactSends) }},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/crosscast/crosscast/core/errs"
+	"github.com/crosscast/crosscast/core/internal/period"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -49,6 +50,40 @@ type Settings struct {
 	IP string `json:"ip,omitempty"`
 	// Channels are the channels consent is kept for.
 	Channels []string `json:"channels,omitempty"`
+	// Campaigns are the rules every campaign of the workspace follows.
+	Campaigns CampaignRules `json:"campaigns,omitzero"`
+}
+
+// CampaignRules are a workspace's sending rules across its campaigns. They apply to marketing messages, not to
+// transactional ones.
+type CampaignRules struct {
+	// FrequencyCap limits the messages a contact gets, across campaigns and channels ("pression marketing").
+	FrequencyCap *FrequencyCap `json:"frequency_cap,omitempty"`
+	// QuietHours holds messages back at night, in each contact's timezone.
+	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
+}
+
+// FrequencyCap is at most Messages in any Period ("7d", "24h").
+type FrequencyCap struct {
+	Messages int    `json:"messages"`
+	Period   string `json:"period"`
+}
+
+// QuietHours are from Start to End ("21:00" to "08:00": over midnight), in the contact's timezone, or in Timezone
+// (default UTC) for contacts without one. A message due then waits for End.
+type QuietHours struct {
+	Start    string `json:"start"`
+	End      string `json:"end"`
+	Timezone string `json:"timezone,omitempty"`
+}
+
+// ClockTime reads "HH:MM" as a time of day.
+func ClockTime(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, fmt.Errorf("%q is not a time of day such as 21:00", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
 var channelPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
@@ -74,6 +109,32 @@ func (st Settings) Validate(v *errs.ValidationError) {
 	for i, ch := range st.Channels {
 		if !channelPattern.MatchString(ch) {
 			v.Add(fmt.Sprintf("settings.channels.%d", i), "%q is not a channel name: 1-32 lower-case letters, digits, _ or -", ch)
+		}
+	}
+	if fc := st.Campaigns.FrequencyCap; fc != nil {
+		if fc.Messages < 1 || fc.Messages > 1000 {
+			v.Add("settings.campaigns.frequency_cap.messages", "%d must be between 1 and 1000", fc.Messages)
+		}
+		if _, err := period.Parse(fc.Period); err != nil {
+			v.Add("settings.campaigns.frequency_cap.period", "%s", err.Error())
+		}
+	}
+	if q := st.Campaigns.QuietHours; q != nil {
+		start, err1 := ClockTime(q.Start)
+		if err1 != nil {
+			v.Add("settings.campaigns.quiet_hours.start", "%s", err1.Error())
+		}
+		end, err2 := ClockTime(q.End)
+		if err2 != nil {
+			v.Add("settings.campaigns.quiet_hours.end", "%s", err2.Error())
+		}
+		if err1 == nil && err2 == nil && start == end {
+			v.Add("settings.campaigns.quiet_hours", "start and end are the same time")
+		}
+		if q.Timezone != "" {
+			if _, err := time.LoadLocation(q.Timezone); err != nil {
+				v.Add("settings.campaigns.quiet_hours.timezone", "%q is not an IANA time zone", q.Timezone)
+			}
 		}
 	}
 }

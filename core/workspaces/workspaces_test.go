@@ -909,3 +909,33 @@ func TestReconcile(t *testing.T) {
 		}
 	})
 }
+
+func TestCampaignRulesValidation(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		rules  workspaces.CampaignRules
+		fields []string
+	}{
+		{"none", workspaces.CampaignRules{}, nil},
+		{"valid", workspaces.CampaignRules{FrequencyCap: &workspaces.FrequencyCap{Messages: 3, Period: "7d"},
+			QuietHours: &workspaces.QuietHours{Start: "21:00", End: "08:00", Timezone: "Europe/Paris"}}, nil},
+		{"cap of zero, period unreadable", workspaces.CampaignRules{FrequencyCap: &workspaces.FrequencyCap{Messages: 0, Period: "weekly"}},
+			[]string{"settings.campaigns.frequency_cap.messages", "settings.campaigns.frequency_cap.period"}},
+		{"quiet hours unreadable", workspaces.CampaignRules{QuietHours: &workspaces.QuietHours{Start: "9pm", End: "25:00", Timezone: "Nowhere/City"}},
+			[]string{"settings.campaigns.quiet_hours.start", "settings.campaigns.quiet_hours.end", "settings.campaigns.quiet_hours.timezone"}},
+		{"quiet hours of no length", workspaces.CampaignRules{QuietHours: &workspaces.QuietHours{Start: "08:00", End: "08:00"}},
+			[]string{"settings.campaigns.quiet_hours"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var v errs.ValidationError
+			workspaces.Settings{Campaigns: tt.rules}.Validate(&v)
+			var got []string
+			for _, f := range v.Fields {
+				got = append(got, f.Field)
+			}
+			if !slices.Equal(got, tt.fields) {
+				t.Fatalf("problems %v (%v), want %v", got, v.Fields, tt.fields)
+			}
+		})
+	}
+}
