@@ -937,7 +937,7 @@ func TestSendLog(t *testing.T) {
 	for i := range msgs {
 		msgs[i].Status, msgs[i].SentAt = campaigns.Sent, fixedTime.Add(time.Duration(i)*time.Hour)
 	}
-	msgs[2].Transactional = true                                  // contact 2: not counted
+	msgs[2].Transactional = true                                   // contact 2: not counted
 	msgs[3].Status, msgs[3].SentAt = campaigns.Failed, time.Time{} // contact 3: not sent
 	if err := s.SaveMessages(ctx, "acme", msgs); err != nil {
 		t.Fatal(err)
