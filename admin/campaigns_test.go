@@ -14,6 +14,7 @@ import (
 
 	"github.com/crosscast/crosscast/admin"
 	"github.com/crosscast/crosscast/core/campaigns"
+	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/plugins/manager"
 	"github.com/hashicorp/go-hclog"
 )
@@ -29,7 +30,12 @@ func newCampaignFixture(t *testing.T) *fixture {
 		t.Fatalf("the fixture's plugins are a %T, not a *manager.Manager", f.deps.Plugins)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Debug})
-	svc := campaigns.NewService(f.store, f.deps.Segments, manager.Campaigns{M: m}, log, nil, campaigns.Options{Tick: 50 * time.Millisecond})
+	svc := campaigns.NewService(f.store, f.deps.Segments, manager.Campaigns{M: m}, log, nil, campaigns.Options{Tick: 50 * time.Millisecond,
+		Links: campaigns.NewLinks("https://cc.example.com", []byte("0123456789abcdef0123456789abcdef")),
+		Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
+			_, err := f.deps.Contacts.SetConsent(ctx, ws, id, channel, st, source)
+			return err
+		}})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := svc.Start(ctx, []string{"acme", "globex", "managed"}); err != nil {
 		cancel()
@@ -56,6 +62,10 @@ type campaignJSON struct {
 		Skipped   int `json:"skipped"`
 		Failed    int `json:"failed"`
 		Remaining int `json:"remaining"`
+		Opened    int `json:"opened"`
+		Clicked   int `json:"clicked"`
+		// Unsubscribed counts the messages whose unsubscribe link was used.
+		Unsubscribed int `json:"unsubscribed"`
 	} `json:"progress"`
 }
 

@@ -10,10 +10,11 @@ import (
 
 type outboxPage struct {
 	Items []struct {
-		Key    string            `json:"key"`
-		ID     string            `json:"id"`
-		To     string            `json:"to"`
-		Fields map[string]string `json:"fields"`
+		Key     string            `json:"key"`
+		ID      string            `json:"id"`
+		To      string            `json:"to"`
+		Fields  map[string]string `json:"fields"`
+		Headers map[string]string `json:"headers"`
 	} `json:"items"`
 	Next string `json:"next"`
 }

@@ -158,6 +158,7 @@ func (s *Server) routes() {
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics)
 	app.All("/hooks/:workspace/:plugin", s.hook)
+	s.linkRoutes(app)
 
 	api := app.Group("/api/v1", s.authenticate)
 	api.Get("/whoami", s.whoami)

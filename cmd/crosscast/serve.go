@@ -208,10 +208,19 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	// it is sending then finishes.
 	campaignsCtx, stopCampaigns := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCampaigns()
+	linkKey, err := st.LinkKey(ctx)
+	if err != nil {
+		return err
+	}
 	campSvc := campaigns.NewService(st, segSvc, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{
 		Rules: func(ctx context.Context, ws string) (workspaces.CampaignRules, error) {
 			w, err := wsSvc.Get(ctx, ws)
 			return w.Settings.Campaigns, err
+		},
+		Links: campaigns.NewLinks(cfg.Server.PublicURL, linkKey),
+		Consent: func(ctx context.Context, ws, id, channel string, status contacts.ConsentStatus, source string) error {
+			_, err := contactSvc.SetConsent(ctx, ws, id, channel, status, source)
+			return err
 		},
 	})
 	defer campSvc.Close()

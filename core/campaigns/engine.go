@@ -504,6 +504,42 @@ func (r *runner) audience(ctx context.Context, c Campaign, after string, limit i
 	return out, nil
 }
 
+// messageVars are a message's template variables, but the triggering event's.
+func (s *Service) messageVars(ws string, c Campaign, ct *contacts.Contact, msgID string) map[string]any {
+	message := map[string]any{"id": msgID}
+	vars := map[string]any{
+		"contact":  contactVars(ct),
+		"campaign": map[string]any{"id": c.ID, "name": c.Name},
+		"message":  message,
+	}
+	if l := s.opts.Links; l != nil {
+		u := l.Unsubscribe(ws, msgID)
+		vars["unsubscribe_url"], message["unsubscribe_url"] = u, u
+	}
+	return vars
+}
+
+// addLinks tracks an email's opens and clicks (its html field) and gives a marketing email the List-Unsubscribe
+// headers of RFC 8058 (one click, by POST to its unsubscribe link).
+func (s *Service) addLinks(ws string, c Campaign, channel string, out *Outgoing) {
+	l := s.opts.Links
+	if l == nil {
+		return
+	}
+	if info, ok := s.channelInfo(channel); !ok || info.Address != "email" {
+		return
+	}
+	for i := range out.Fields {
+		if out.Fields[i].Name == "html" {
+			out.Fields[i].Value = l.trackHTML(ws, out.ID, out.Fields[i].Value)
+		}
+	}
+	if !c.Transactional {
+		out.Headers = append(out.Headers, Field{"List-Unsubscribe", "<" + l.Unsubscribe(ws, out.ID) + ">"},
+			Field{"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"})
+	}
+}
+
 // included tells whether a contact is in one of the campaign's include segments now (any contact when there are
 // none: a triggered campaign's audience is then whoever triggers it).
 func (r *runner) included(ctx context.Context, c Campaign, id string) (bool, error) {
@@ -651,11 +687,7 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 		m := &msgs[i]
 		ct := profiles[m.Contact]
 		out := Outgoing{ID: m.ID(), IdempotencyKey: m.ID(), ContactID: m.Contact, To: m.To}
-		vars := map[string]any{
-			"contact":  contactVars(&ct),
-			"campaign": map[string]any{"id": c.ID, "name": c.Name},
-			"message":  map[string]any{"id": m.ID()},
-		}
+		vars := s.messageVars(r.ws, c, &ct, m.ID())
 		if m.Trigger != "" {
 			e, found, err := s.store.TrackedEvent(ctx, r.ws, m.Trigger)
 			if err != nil {
@@ -678,6 +710,7 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 			m.Status, m.Error = Failed, renderErr.Error()
 			continue
 		}
+		s.addLinks(r.ws, c, m.Channel, &out)
 		outgoing[i] = out
 		byChannel[m.Channel] = append(byChannel[m.Channel], i)
 	}

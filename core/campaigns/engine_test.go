@@ -733,3 +733,80 @@ func TestFrequencyCapAndQuietHours(t *testing.T) {
 		t.Fatalf("after the quiet hours: %+v", v.Progress)
 	}
 }
+
+func TestLinksUnsubscribeOpensAndClicks(t *testing.T) {
+	links := campaigns.NewLinks("https://cc.example.com", []byte("0123456789abcdef0123456789abcdef"))
+	var w *world
+	w = newWorld(t, campaigns.Options{Links: links, Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
+		_, err := w.cs.SetConsent(ctx, ws, id, channel, st, source)
+		return err
+	}})
+	ctx := context.Background()
+	ana := w.contact("ana@example.com", "", map[string]contacts.ConsentStatus{"email": sub, "sms": sub}, map[string]any{"country": "FR"})
+	seg := w.segment("France", `country = "FR"`)
+	in := emailCampaign("Links", seg)
+	(*in.Channels)[0].Content["html"] = `<body><a href="https://shop.example.com/sale">Sale</a> <a href="{{ unsubscribe_url }}">Unsubscribe</a></body>`
+	c := w.create(in)
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	var m campaigns.Outgoing
+	for _, got := range w.chans["email"].received() {
+		m = got
+	}
+	unsub := links.Unsubscribe("acme", m.ID)
+	headers := map[string]string{}
+	for _, h := range m.Headers {
+		headers[h.Name] = h.Value
+	}
+	if headers["List-Unsubscribe"] != "<"+unsub+">" || headers["List-Unsubscribe-Post"] != "List-Unsubscribe=One-Click" {
+		t.Fatalf("headers %v", headers)
+	}
+	html := field(m, "html")
+	click := links.Click("acme", m.ID, "https://shop.example.com/sale")
+	if !strings.Contains(html, `href="`+click+`"`) || !strings.Contains(html, `href="`+unsub+`"`) || !strings.Contains(html, links.Open("acme", m.ID)) {
+		t.Fatalf("html %s", html)
+	}
+	sig := func(link string) string {
+		p := strings.Split(strings.SplitN(link, "?", 2)[0], "/")
+		return strings.TrimSuffix(p[len(p)-1], ".gif")
+	}
+	// Two opens, a click (and a forged one), then the one-click unsubscribe.
+	for range 2 {
+		if err := w.camp.Opened(ctx, "acme", m.ID, sig(links.Open("acme", m.ID))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if to, err := w.camp.Clicked(ctx, "acme", m.ID, sig(click), "https://shop.example.com/sale"); err != nil || to != "https://shop.example.com/sale" {
+		t.Fatalf("click: %q, %v", to, err)
+	}
+	if _, err := w.camp.Clicked(ctx, "acme", m.ID, sig(click), "https://evil.example.com/"); !errors.Is(err, campaigns.ErrBadLink) {
+		t.Fatalf("a click to another target: %v", err)
+	}
+	p, err := w.camp.Preferences(ctx, "acme", m.ID, sig(unsub))
+	if err != nil || p.Campaign != "Links" || p.Channel != "email" || len(p.Consent) != 2 {
+		t.Fatalf("preferences %+v, %v", p, err)
+	}
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), nil); err != nil { // again: counted once
+		t.Fatal(err)
+	}
+	v, _ := w.camp.Get(ctx, "acme", c.ID)
+	if p := v.Progress; p.Opened != 2 || p.OpenedUnique != 1 || p.Clicked != 1 || p.ClickedUnique != 1 || p.Unsubscribed != 1 {
+		t.Fatalf("engagement %+v", p.Counts)
+	}
+	after, err := w.cs.Get(ctx, "acme", ana.ID)
+	if err != nil || after.ConsentOn("email") != contacts.Unsubscribed || after.ConsentOn("sms") != contacts.Subscribed {
+		t.Fatalf("consent after the one-click unsubscribe: %v, %v", after.Consent, err)
+	}
+	// The preference page's form keeps only what is ticked: nothing here, so sms goes too.
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), []string{}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := w.cs.Get(ctx, "acme", ana.ID); after.ConsentOn("sms") != contacts.Unsubscribed {
+		t.Fatalf("sms consent %v", after.ConsentOn("sms"))
+	}
+}

@@ -101,7 +101,40 @@ type Counts struct {
 	Failed    int `json:"failed"`
 	Skipped   int `json:"skipped"`
 	Cancelled int `json:"cancelled"`
+	// Engagement, from the messages' signed links: opens and clicks (every one, and the messages with at least
+	// one), and unsubscribes.
+	Opened        int `json:"opened"`
+	OpenedUnique  int `json:"opened_unique"`
+	Clicked       int `json:"clicked"`
+	ClickedUnique int `json:"clicked_unique"`
+	Unsubscribed  int `json:"unsubscribed"`
 }
+
+// Merge adds d to c, field by field.
+func (c *Counts) Merge(d Counts) {
+	c.Planned += d.Planned
+	c.Queued += d.Queued
+	c.Sending += d.Sending
+	c.Sent += d.Sent
+	c.Failed += d.Failed
+	c.Skipped += d.Skipped
+	c.Cancelled += d.Cancelled
+	c.Opened += d.Opened
+	c.OpenedUnique += d.OpenedUnique
+	c.Clicked += d.Clicked
+	c.ClickedUnique += d.ClickedUnique
+	c.Unsubscribed += d.Unsubscribed
+}
+
+// Engagement is what a message's recipient did with it.
+type Engagement byte
+
+// Engagements.
+const (
+	Open        Engagement = 'o'
+	Click       Engagement = 'c'
+	Unsubscribe Engagement = 'u'
+)
 
 // Add counts one message of status s, n times (n may be negative).
 func (c *Counts) Add(s MessageStatus, n int) {
@@ -176,6 +209,10 @@ type Store interface {
 	PlanTriggered(ctx context.Context, ws string, hits []TriggerHit) (int, error)
 	// CountSends returns how many marketing messages each contact was sent at or after since.
 	CountSends(ctx context.Context, ws string, contactIDs []string, since time.Time) (map[string]int, error)
+	// RecordEngagement counts an open, a click or an unsubscribe of a message (errs.ErrNotFound when there is no
+	// such message) and its campaign's totals, in one transaction; first is true for the message's first of that
+	// kind (an unsubscribe is counted once).
+	RecordEngagement(ctx context.Context, ws, msgID string, kind Engagement) (first bool, err error)
 	// ForgetSends deletes a contact's send log (the contact was erased).
 	ForgetSends(ctx context.Context, ws, contactID string) error
 	// TrackedEvent returns a stored event by message id.

@@ -33,7 +33,9 @@ func (s *Service) Preview(ctx context.Context, ws, id, contactID string) ([]Rend
 	if err != nil {
 		return nil, err
 	}
-	return s.render(c, &ct, "preview")
+	// The message id this contact's message would have in the campaign's first run.
+	m := Message{Campaign: c.ID, Run: max(c.Runs, 1), Contact: ct.ID}
+	return s.render(ws, c, &ct, m.ID())
 }
 
 func (s *Service) contact(ctx context.Context, ws, contactID string) (contacts.Contact, error) {
@@ -57,13 +59,9 @@ func (s *Service) contact(ctx context.Context, ws, contactID string) (contacts.C
 }
 
 // render renders each channel of c for ct (every channel, whatever the strategy).
-func (s *Service) render(c Campaign, ct *contacts.Contact, messageID string) ([]Rendered, error) {
+func (s *Service) render(ws string, c Campaign, ct *contacts.Contact, messageID string) ([]Rendered, error) {
 	out := make([]Rendered, 0, len(c.Channels))
-	vars := map[string]any{
-		"contact":  contactVars(ct),
-		"campaign": map[string]any{"id": c.ID, "name": c.Name},
-		"message":  map[string]any{"id": messageID},
-	}
+	vars := s.messageVars(ws, c, ct, messageID)
 	for _, ch := range c.Channels {
 		r := Rendered{Channel: ch.Plugin, Fields: map[string]string{}}
 		info, ok := s.channelInfo(ch.Plugin)
@@ -128,7 +126,7 @@ func (s *Service) Test(ctx context.Context, ws, id string, in TestInput) ([]Rend
 	}
 	now := s.now().UTC()
 	key := "test." + contacts.NewID(now)
-	out, err := s.render(c, &ct, key)
+	out, err := s.render(ws, c, &ct, key)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,10 @@ type Options struct {
 	Tick time.Duration
 	// Rules reads a workspace's sending rules (frequency cap, quiet hours); nil: none.
 	Rules func(ctx context.Context, ws string) (workspaces.CampaignRules, error)
+	// Links signs the unsubscribe, open and click links of messages; nil: messages carry none.
+	Links *Links
+	// Consent changes a contact's consent (the contacts service's SetConsent), for unsubscribe links.
+	Consent func(ctx context.Context, ws, contactID, channel string, status contacts.ConsentStatus, source string) error
 }
 
 func (o Options) withDefaults() Options {

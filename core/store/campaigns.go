@@ -308,13 +308,7 @@ func (cd countDeltas) apply(tx *bolt.Tx) error {
 				return fmt.Errorf("decoding counts of campaign %q: %w", e.campaign, err)
 			}
 		}
-		c.Planned += e.d.Planned
-		c.Queued += e.d.Queued
-		c.Sending += e.d.Sending
-		c.Sent += e.d.Sent
-		c.Failed += e.d.Failed
-		c.Skipped += e.d.Skipped
-		c.Cancelled += e.d.Cancelled
+		c.Merge(e.d)
 		if err := putJSON(b, e.campaign, c); err != nil {
 			return err
 		}
@@ -400,7 +394,7 @@ func (s *Store) DeleteCampaign(ctx context.Context, ws, id string) error {
 			return err
 		}
 		prefix := idPrefix(id)
-		for _, name := range [][]byte{bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan, bucketCampaignTriggers} {
+		for _, name := range [][]byte{bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan, bucketCampaignTriggers, bucketOutboxEngagement} {
 			if err := deletePrefixChunked(tx.Bucket(name), prefix); err != nil {
 				return fmt.Errorf("deleting %s rows of campaign %q: %w", name, id, err)
 			}
@@ -1255,4 +1249,57 @@ func (s *Store) GetMessage(_ context.Context, ws, id string) (campaigns.Message,
 		return nil
 	})
 	return m, err
+} // RecordEngagement counts an open, a click or an unsubscribe of a message, in outbox_engagement (per message) and
+// campaign_counts, in one transaction.
+func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind campaigns.Engagement) (bool, error) {
+	campaign, run, contact, slot, ok := campaigns.ParseMessageID(msgID)
+	if !ok {
+		return false, errs.Invalid("id", "is not a message id")
+	}
+	field := map[campaigns.Engagement]int{campaigns.Open: 0, campaigns.Click: 1, campaigns.Unsubscribe: 2}
+	i, known := field[kind]
+	if !known {
+		return false, errs.Invalid("kind", "%q is not an engagement", kind)
+	}
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return false, err
+	}
+	prefix := idPrefix(campaign)
+	key := outboxSuffix(bytes.Clone(prefix), run, contact, slot)
+	first := false
+	err = db.Update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketOutbox).Get(key) == nil {
+			return fmt.Errorf("message %q: %w", msgID, errs.ErrNotFound)
+		}
+		b := tx.Bucket(bucketOutboxEngagement)
+		var n [12]byte
+		copy(n[:], b.Get(key))
+		c := binary.BigEndian.Uint32(n[4*i:])
+		first = c == 0
+		if kind == campaigns.Unsubscribe && !first {
+			return nil // once per message
+		}
+		binary.BigEndian.PutUint32(n[4*i:], c+1)
+		if err := b.Put(key, n[:]); err != nil {
+			return err
+		}
+		var d campaigns.Counts
+		switch kind {
+		case campaigns.Open:
+			d.Opened = 1
+			if first {
+				d.OpenedUnique = 1
+			}
+		case campaigns.Click:
+			d.Clicked = 1
+			if first {
+				d.ClickedUnique = 1
+			}
+		case campaigns.Unsubscribe:
+			d.Unsubscribed = 1
+		}
+		return countDeltas{{campaign, d}}.apply(tx)
+	})
+	return first, err
 }

@@ -15,7 +15,8 @@
 // # Bucket tree
 //
 //	system.db
-//	├── meta/                   schema_version -> uint64 big-endian; kind -> "system"; health_probe -> RFC 3339 time
+//	├── meta/                   schema_version -> uint64 big-endian; kind -> "system"; health_probe -> RFC 3339 time;
+//	│                           link_key -> 32 random bytes: the key signing messages' links (LinkKey)
 //	├── workspaces/             <workspace id> -> JSON workspaceRecord
 //	├── write_keys/             <write key> -> <workspace id>        (unique index: tracking auth by write key)
 //	├── tokens/                 <token id> -> JSON tokenRecord         (secret only as SHA-256)
@@ -83,6 +84,8 @@
 //	│                           "<campaign id> NUL"> -> ""  (exactly one entry per pending message, queued or sending,
 //	│                           at its Due, which is the lease end of a sending one; none for final messages; what
 //	│                           ClaimMessages walks in due order)                                        (schema 6)
+//	├── outbox_engagement/      <outbox key> -> three uint32 big-endian: opens, clicks, unsubscribes of the message
+//	│                           (its signed links; campaign_counts holds the campaign's totals)           (schema 9)
 //	├── outbox_plan/            <campaign id> NUL <uint32 big-endian run> -> JSON {"after": <last contact id
 //	│                           planned>, "done": bool}: a run's planning cursor                        (schema 6)
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
@@ -143,6 +146,7 @@ var (
 	bucketCampaignCounts   = []byte("campaign_counts")
 	bucketCampaignTriggers = []byte("campaign_triggers")
 	bucketContactSends     = []byte("contact_sends")
+	bucketOutboxEngagement = []byte("outbox_engagement")
 	bucketOutbox           = []byte("outbox")
 	bucketOutboxDue        = []byte("outbox_due")
 	bucketOutboxPlan       = []byte("outbox_plan")
@@ -155,6 +159,7 @@ var (
 	keyKind          = []byte("kind")
 	keyWorkspaceID   = []byte("workspace_id")
 	keyHealthProbe   = []byte("health_probe")
+	keyLinkKey       = []byte("link_key")
 )
 
 // The kinds of data file, recorded in meta/kind so that a file put in the wrong place is refused.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -284,4 +285,31 @@ func (s *Store) DeleteToken(ctx context.Context, id string) error {
 		}
 		return b.Delete([]byte(id))
 	})
+}
+
+// LinkKey returns the server's key for signing the links messages carry (unsubscribe, open, click), made of 32
+// random bytes on first use and kept in system.db, so that links sent before a restart keep working. A backup
+// carries it; rotating it (deleting meta/link_key) invalidates every link already sent.
+func (s *Store) LinkKey(ctx context.Context) ([]byte, error) {
+	var key []byte
+	err := s.system.View(func(tx *bolt.Tx) error {
+		key = bytes.Clone(tx.Bucket(bucketMeta).Get(keyLinkKey))
+		return nil
+	})
+	if err != nil || len(key) == 32 {
+		return key, err
+	}
+	err = s.system.Update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyLinkKey); len(v) == 32 {
+			key = bytes.Clone(v)
+			return nil
+		}
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		return meta.Put(keyLinkKey, key)
+	})
+	return key, err
 }
