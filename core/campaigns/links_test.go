@@ -29,10 +29,12 @@ func TestLinksAreSignedForOneMessage(t *testing.T) {
 		for name, bad := range map[string]func() bool{
 			"another workspace": func() bool { return l.Verify(kind, "globex", id, sig, target) },
 			"another message":   func() bool { return l.Verify(kind, ws, strings.Replace(id, ".0", ".1", 1), sig, target) },
-			"another kind":      func() bool { return l.Verify(map[string]string{"u": "o", "o": "c", "c": "u"}[kind], ws, id, sig, target) },
-			"another target":    func() bool { return l.Verify(kind, ws, id, sig, "https://evil.example.com/") },
-			"another key":       func() bool { return other.Verify(kind, ws, id, sig, target) },
-			"a cut signature":   func() bool { return l.Verify(kind, ws, id, sig[:len(sig)-1], target) },
+			"another kind": func() bool {
+				return l.Verify(map[string]string{"u": "o", "o": "c", "c": "u"}[kind], ws, id, sig, target)
+			},
+			"another target":  func() bool { return l.Verify(kind, ws, id, sig, "https://evil.example.com/") },
+			"another key":     func() bool { return other.Verify(kind, ws, id, sig, target) },
+			"a cut signature": func() bool { return l.Verify(kind, ws, id, sig[:len(sig)-1], target) },
 		} {
 			if kind != LinkClick && name == "another target" {
 				continue
