@@ -26,6 +26,7 @@ func (s *Server) campaignRoutes(api fiber.Router) {
 	api.Post("/workspaces/:id/campaigns/:campaign/test", s.testCampaign)
 	api.Get("/workspaces/:id/campaigns/:campaign/messages", s.campaignMessages)
 	api.Get("/workspaces/:id/campaigns/:campaign/audit", s.campaignAudit)
+	api.Get("/workspaces/:id/campaigns/:campaign/stats", s.campaignStats)
 }
 
 // campaignScope is the workspace of the URL (checked for role min) and the campaigns service.
@@ -217,4 +218,18 @@ func (s *Server) campaignAudit(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(newList(items, ""))
+}
+
+// campaignStats answers a campaign's results: totals with rates, by A/B variant (with the winner and whether its
+// lead is significant), by channel.
+func (s *Server) campaignStats(c *fiber.Ctx) error {
+	ws, svc, err := s.campaignScope(c, auth.RoleViewer)
+	if err != nil {
+		return err
+	}
+	st, err := svc.Stats(c.UserContext(), ws, c.Params("campaign"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
 }

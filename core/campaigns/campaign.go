@@ -77,6 +77,15 @@ type Campaign struct {
 	Runs int `json:"runs"`
 	// NextRunAt is when the next run will be planned (scheduled or recurring campaigns).
 	NextRunAt *time.Time `json:"next_run_at,omitempty"`
+	// RunStartedAt is when the current run began.
+	RunStartedAt *time.Time `json:"run_started_at,omitempty"`
+	// Variants are an A/B/n test's versions of the content; Test, its test group and winner rule (abtest.go).
+	Variants []Variant `json:"variants,omitempty"`
+	Test     *Test     `json:"test,omitempty"`
+	// Winner is the variant the test chose, sent to the rest of the audience; WinnerZ, the z statistic of its lead
+	// over the runner-up when it was chosen (the rest of the audience then dilutes the live rates).
+	Winner  string  `json:"winner,omitempty"`
+	WinnerZ float64 `json:"winner_z,omitempty"`
 }
 
 // Audience is who a campaign targets: the contacts in any Include segment (rule segments or static lists) and in no
@@ -208,6 +217,9 @@ func (c *Campaign) validate(channel func(string) (ChannelInfo, bool)) error {
 		}
 	}
 	if err := c.Schedule.validate(); err != nil {
+		return err
+	}
+	if err := c.validateVariants(); err != nil {
 		return err
 	}
 	if c.Goal != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,7 +53,7 @@ type runner struct {
 	// templates are the campaign's parsed content, for the UpdatedAt they were parsed at.
 	tmplMu  sync.Mutex
 	tmplAt  time.Time
-	tmpls   [][]namedTemplate
+	tmpls   [][][]namedTemplate
 	settled rateWindow
 }
 
@@ -234,6 +236,7 @@ func (r *runner) beginRun(ctx context.Context) error {
 	c.Runs++
 	c.Status = Running
 	c.NextRunAt = nil
+	c.RunStartedAt = &now
 	if c.Schedule.Kind == SendRecurring {
 		next, err := nextCron(c.Schedule.Cron, c.Schedule.location(), now)
 		if err != nil {
@@ -262,9 +265,10 @@ func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 		}
 	}
 	if !planned && r.planning.CompareAndSwap(false, true) {
+		run := c // the planner's own copy: this step goes on with c
 		r.e.wg.Go(func() {
 			defer r.planning.Store(false)
-			if err := r.plan(ctx, c); err != nil {
+			if err := r.plan(ctx, run); err != nil {
 				r.trouble("planning a run", err)
 				if errors.Is(err, errs.ErrNotFound) {
 					r.halt(ctx, "an audience segment no longer exists: "+err.Error())
@@ -272,6 +276,12 @@ func (r *runner) send(ctx context.Context, c Campaign) (time.Duration, bool) {
 			}
 			r.poke()
 		})
+	}
+	if c.Test != nil && c.Winner == "" && c.RunStartedAt != nil {
+		var err error
+		if c, err = r.pickWinner(ctx, c, *c.RunStartedAt); err != nil {
+			return r.trouble("choosing the test's winner", err), true
+		}
 	}
 	tmpls, err := r.templates(c)
 	if err != nil {
@@ -379,26 +389,34 @@ func (r *runner) halt(ctx context.Context, reason string) {
 	s.audit(ctx, r.ws, r.id, "paused", "engine", reason)
 }
 
-// templates returns the campaign's parsed content by channel slot.
-func (r *runner) templates(c Campaign) ([][]namedTemplate, error) {
+// templates returns the campaign's parsed content by variant (0: the campaign's own; k: variant k's, over it)
+// and channel slot.
+func (r *runner) templates(c Campaign) ([][][]namedTemplate, error) {
 	r.tmplMu.Lock()
 	defer r.tmplMu.Unlock()
-	if r.tmpls != nil && r.tmplAt.Equal(c.UpdatedAt) && len(r.tmpls) == len(c.Channels) {
+	if r.tmpls != nil && r.tmplAt.Equal(c.UpdatedAt) {
 		return r.tmpls, nil
 	}
-	out := make([][]namedTemplate, len(c.Channels))
-	for i, ch := range c.Channels {
-		names := make([]string, 0, len(ch.Content))
-		for n := range ch.Content {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			t, err := parseTemplate(ch.Content[n])
-			if err != nil {
-				return nil, fmt.Errorf("channel %q field %q: %w", ch.Plugin, n, err)
+	out := make([][][]namedTemplate, len(c.Variants)+1)
+	for v := range out {
+		out[v] = make([][]namedTemplate, len(c.Channels))
+		for i, ch := range c.Channels {
+			content := ch.Content
+			if v > 0 {
+				content = maps.Clone(ch.Content)
+				if content == nil {
+					content = map[string]string{}
+				}
+				maps.Copy(content, c.Variants[v-1].Content[ch.Plugin])
 			}
-			out[i] = append(out[i], namedTemplate{n, t})
+			names := slices.Sorted(maps.Keys(content))
+			for _, n := range names {
+				t, err := parseTemplate(content[n])
+				if err != nil {
+					return nil, fmt.Errorf("channel %q field %q: %w", ch.Plugin, n, err)
+				}
+				out[v][i] = append(out[v][i], namedTemplate{n, t})
+			}
 		}
 	}
 	r.tmpls, r.tmplAt = out, c.UpdatedAt
@@ -441,8 +459,14 @@ func (r *runner) plan(ctx context.Context, c Campaign) error {
 			if t, ok := local[id]; ok && t.After(now) {
 				due = t
 			}
+			variant := c.variantOf(id)
+			if variant == VariantPending && c.RunStartedAt != nil {
+				// The rest of the audience waits for the test's winner.
+				window, _ := parseWindow(c.Test.Window)
+				due = maxTime(due, c.RunStartedAt.Add(window))
+			}
 			for slot := range slots {
-				msgs = append(msgs, Message{Campaign: c.ID, Run: c.Runs, Contact: id, Slot: slot, Status: Queued, Due: due, PlannedAt: now})
+				msgs = append(msgs, Message{Campaign: c.ID, Run: c.Runs, Contact: id, Slot: slot, Status: Queued, Due: due, PlannedAt: now, Variant: variant})
 			}
 		}
 		after = ids[len(ids)-1]
@@ -605,7 +629,7 @@ func (r *runner) localDue(ctx context.Context, c Campaign, ids []string, tz map[
 }
 
 // batch claims due messages, renders and sends them, and records the outcomes; it returns how many it claimed.
-func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate) (int, error) {
+func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][][]namedTemplate) (int, error) {
 	// A batch, once begun, finishes even when the engine is stopping: what it claimed is sent and recorded.
 	ctx = context.WithoutCancel(ctx)
 	s := r.e.s
@@ -667,6 +691,14 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 				continue
 			}
 		}
+		if m.Variant == VariantPending {
+			if m.Variant = cur.winnerIndex(); m.Variant == 0 {
+				// Due before the winner is chosen (a clock moved): wait for it.
+				m.Variant, m.Status, m.Due, m.Attempts = VariantPending, Queued, now.Add(time.Minute), max(0, m.Attempts-1)
+				m.Error = "waiting for the A/B test's winner"
+				continue
+			}
+		}
 		slot, to, why := r.pick(c, m.Slot, &ct)
 		if slot < 0 {
 			m.Status, m.Error = Skipped, why
@@ -698,7 +730,11 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][]namedTemplate)
 			}
 		}
 		var renderErr error
-		for _, nt := range tmpls[slots[i]] {
+		variant := m.Variant
+		if variant < 0 || variant >= len(tmpls) {
+			variant = 0
+		}
+		for _, nt := range tmpls[variant][slots[i]] {
 			v, err := nt.t.render(vars, c.StrictVariables)
 			if err != nil {
 				renderErr = fmt.Errorf("field %q: %w", nt.name, err)

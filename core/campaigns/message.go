@@ -61,6 +61,9 @@ type Message struct {
 	Due time.Time `json:"due,omitzero"`
 	// ProviderID is the provider's id for the message, when the channel gives one.
 	ProviderID string `json:"provider_id,omitempty"`
+	// Variant is the A/B variant the message gets (1-based); 0 without variants, VariantPending while it waits
+	// for the test's winner.
+	Variant int `json:"variant,omitempty"`
 	// Trigger is, for a triggered campaign's message, the message id of the event that triggered it (its
 	// properties are the template's event.* variables).
 	Trigger   string    `json:"trigger,omitempty"`
@@ -209,6 +212,8 @@ type Store interface {
 	PlanTriggered(ctx context.Context, ws string, hits []TriggerHit) (int, error)
 	// CountSends returns how many marketing messages each contact was sent at or after since.
 	CountSends(ctx context.Context, ws string, contactIDs []string, since time.Time) (map[string]int, error)
+	// CampaignBreakdown returns a campaign's outcome and engagement counts by A/B variant and by channel.
+	CampaignBreakdown(ctx context.Context, ws, campaign string) (map[int]Counts, map[string]Counts, error)
 	// RecordEngagement counts an open, a click or an unsubscribe of a message (errs.ErrNotFound when there is no
 	// such message) and its campaign's totals, in one transaction; first is true for the message's first of that
 	// kind (an unsubscribe is counted once).

@@ -155,6 +155,8 @@ type Input struct {
 	Goal            *Goal      `json:"goal"`
 	StrictVariables *bool      `json:"strict_variables"`
 	Transactional   *bool      `json:"transactional"`
+	Variants        *[]Variant `json:"variants"`
+	Test            *Test      `json:"test"`
 }
 
 func (in Input) apply(c *Campaign) {
@@ -184,6 +186,15 @@ func (in Input) apply(c *Campaign) {
 	}
 	if in.Transactional != nil {
 		c.Transactional = *in.Transactional
+	}
+	if in.Variants != nil {
+		c.Variants = *in.Variants
+	}
+	if in.Test != nil {
+		c.Test = in.Test
+		if in.Test.Percent == 0 && in.Test.Window == "" && in.Test.Metric == "" {
+			c.Test = nil // {"test":{}} removes it
+		}
 	}
 }
 

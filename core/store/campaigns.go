@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -213,7 +214,7 @@ func storedTime(t time.Time) time.Time {
 }
 
 func encodedSize(m *campaigns.Message) int {
-	return msgHeader + 5*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
+	return msgHeader + 6*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
 		len(m.Channel) + len(m.To) + len(m.ProviderID) + len(m.Error) + len(m.Trigger)
 }
 
@@ -230,9 +231,14 @@ func appendMessage(dst []byte, m *campaigns.Message, st byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
-	if m.Trigger != "" { // optional fifth text: records without it end after the fourth
+	// Optional tail: the trigger (a fifth text), then the A/B variant (a zigzag varint); records without either end
+	// after the fourth text.
+	if m.Trigger != "" || m.Variant != 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(m.Trigger)))
 		dst = append(dst, m.Trigger...)
+	}
+	if m.Variant != 0 {
+		dst = binary.AppendVarint(dst, int64(m.Variant))
 	}
 	return dst
 }
@@ -271,18 +277,43 @@ func decodeMessage(campaign string, suffix, v []byte) (campaigns.Message, error)
 	m.Channel, m.To, m.ProviderID, m.Error = fields[0], fields[1], fields[2], fields[3]
 	if off < len(rest) {
 		n, w := binary.Uvarint(rest[off:])
-		if w <= 0 || n != uint64(len(rest)-off-w) {
+		if w <= 0 || n > uint64(len(rest)-off-w) {
 			return campaigns.Message{}, errCorrupt
 		}
-		m.Trigger = text[off+w:]
+		off += w
+		m.Trigger = text[off : off+int(n)]
+		off += int(n)
+	}
+	if off < len(rest) {
+		v, w := binary.Varint(rest[off:])
+		if w <= 0 || off+w != len(rest) || v < -1 || v > 255 {
+			return campaigns.Message{}, errCorrupt
+		}
+		m.Variant = int(v)
 	}
 	return m, nil
 }
 
-// countDeltas accumulates the counts changes of a transaction, per campaign (usually one).
+// countDeltas accumulates the counts changes of a transaction, per key: a campaign id (its totals, in
+// campaign_counts) or a breakdown key (breakdownKey: by variant or by channel, in campaign_breakdown).
 type countDeltas []struct {
 	campaign string
 	d        campaigns.Counts
+}
+
+// breakdownKey is the campaign_breakdown key of a campaign's counts for one variant ('v') or one channel ('c').
+func breakdownKey(campaign string, kind byte, name string) string {
+	return campaign + "\x00" + string(kind) + name
+}
+
+// addBreakdown adds d to the counts of m's variant (when it has one) and of its channel (when it has one).
+func (cd *countDeltas) addBreakdown(m *campaigns.Message, d campaigns.Counts) {
+	if m.Variant > 0 {
+		cd.of(breakdownKey(m.Campaign, 'v', strconv.Itoa(m.Variant))).Merge(d)
+	}
+	if m.Channel != "" {
+		cd.of(breakdownKey(m.Campaign, 'c', m.Channel)).Merge(d)
+	}
 }
 
 func (cd *countDeltas) of(campaign string) *campaigns.Counts {
@@ -300,8 +331,12 @@ func (cd *countDeltas) of(campaign string) *campaigns.Counts {
 
 // apply adds the deltas to the stored counts.
 func (cd countDeltas) apply(tx *bolt.Tx) error {
-	b := tx.Bucket(bucketCampaignCounts)
+	totals, breakdown := tx.Bucket(bucketCampaignCounts), tx.Bucket(bucketCampaignBreakdown)
 	for _, e := range cd {
+		b := totals
+		if strings.IndexByte(e.campaign, 0) >= 0 {
+			b = breakdown
+		}
 		var c campaigns.Counts
 		if v := b.Get([]byte(e.campaign)); v != nil {
 			if err := json.Unmarshal(v, &c); err != nil {
@@ -394,7 +429,7 @@ func (s *Store) DeleteCampaign(ctx context.Context, ws, id string) error {
 			return err
 		}
 		prefix := idPrefix(id)
-		for _, name := range [][]byte{bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan, bucketCampaignTriggers, bucketOutboxEngagement} {
+		for _, name := range [][]byte{bucketCampaignAudit, bucketOutbox, bucketOutboxDue, bucketOutboxPlan, bucketCampaignTriggers, bucketOutboxEngagement, bucketCampaignBreakdown} {
 			if err := deletePrefixChunked(tx.Bucket(name), prefix); err != nil {
 				return fmt.Errorf("deleting %s rows of campaign %q: %w", name, id, err)
 			}
@@ -988,6 +1023,12 @@ func (s *Store) SaveMessages(ctx context.Context, ws string, msgs []campaigns.Me
 				d := deltas.of(m.Campaign)
 				d.Add(statusOf(r.oldCode), -1)
 				d.Add(m.Status, 1)
+				if m.Status.Final() && !statusOf(r.oldCode).Final() {
+					// Breakdowns count outcomes only: a message's variant and channel are known once it is settled.
+					var o campaigns.Counts
+					o.Add(m.Status, 1)
+					deltas.addBreakdown(m, o)
+				}
 				if m.Status == campaigns.Sent {
 					if err := logSend(tx, m); err != nil {
 						return err
@@ -1249,7 +1290,44 @@ func (s *Store) GetMessage(_ context.Context, ws, id string) (campaigns.Message,
 		return nil
 	})
 	return m, err
-} // RecordEngagement counts an open, a click or an unsubscribe of a message, in outbox_engagement (per message) and
+} // CampaignBreakdown returns a campaign's outcome and engagement counts by A/B variant (1-based) and by channel.
+func (s *Store) CampaignBreakdown(_ context.Context, ws, campaign string) (map[int]campaigns.Counts, map[string]campaigns.Counts, error) {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	variants, channels := map[int]campaigns.Counts{}, map[string]campaigns.Counts{}
+	prefix := idPrefix(campaign)
+	err = db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCampaignBreakdown).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			rest := k[len(prefix):]
+			if len(rest) < 2 {
+				return fmt.Errorf("corrupt campaign_breakdown key %q", k)
+			}
+			var counts campaigns.Counts
+			if err := json.Unmarshal(v, &counts); err != nil {
+				return fmt.Errorf("decoding campaign_breakdown %q: %w", k, err)
+			}
+			switch rest[0] {
+			case 'v':
+				n, err := strconv.Atoi(string(rest[1:]))
+				if err != nil {
+					return fmt.Errorf("corrupt campaign_breakdown key %q", k)
+				}
+				variants[n] = counts
+			case 'c':
+				channels[string(rest[1:])] = counts
+			default:
+				return fmt.Errorf("corrupt campaign_breakdown key %q", k)
+			}
+		}
+		return nil
+	})
+	return variants, channels, err
+}
+
+// RecordEngagement counts an open, a click or an unsubscribe of a message, in outbox_engagement (per message) and
 // campaign_counts, in one transaction.
 func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind campaigns.Engagement) (bool, error) {
 	campaign, run, contact, slot, ok := campaigns.ParseMessageID(msgID)
@@ -1269,8 +1347,13 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 	key := outboxSuffix(bytes.Clone(prefix), run, contact, slot)
 	first := false
 	err = db.Update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketOutbox).Get(key) == nil {
+		v := tx.Bucket(bucketOutbox).Get(key)
+		if v == nil {
 			return fmt.Errorf("message %q: %w", msgID, errs.ErrNotFound)
+		}
+		m, err := decodeMessage(campaign, key[len(prefix):], v)
+		if err != nil {
+			return fmt.Errorf("reading message %q: %w", msgID, err)
 		}
 		b := tx.Bucket(bucketOutboxEngagement)
 		var n [12]byte
@@ -1299,7 +1382,9 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 		case campaigns.Unsubscribe:
 			d.Unsubscribed = 1
 		}
-		return countDeltas{{campaign, d}}.apply(tx)
+		deltas := countDeltas{{campaign, d}}
+		deltas.addBreakdown(&m, d)
+		return deltas.apply(tx)
 	})
 	return first, err
 }

@@ -71,6 +71,8 @@
 //	├── contact_sends/          <contact id> NUL <uint64 big-endian sent-at unix nanos + 2^63> <campaign id> NUL
 //	│                           <uint32 big-endian run> <byte slot> -> 'm' (marketing) or 't' (transactional): every
 //	│                           message sent, written with its outbox status; what frequency caps count  (schema 8)
+//	├── campaign_breakdown/     <campaign id> NUL 'v' <variant number> or NUL 'c' <channel> -> JSON campaigns.Counts of
+//	│                           that A/B variant or channel: outcomes (settled messages) and engagement     (schema 10)
 //	├── campaign_counts/        <campaign id> -> JSON campaigns.Counts, changed in the same transaction as every
 //	│                           outbox change, so always exact (planned counts every message ever planned)  (schema 6)
 //	├── outbox/                 <campaign id> NUL <uint32 big-endian run> <contact id> NUL <byte slot> -> the
@@ -78,7 +80,8 @@
 //	│                           5 skipped, 6 cancelled), due, planned at and sent at (each int64 big-endian unix
 //	│                           nanos; the zero time is math.MinInt64), uvarint attempts, then channel, to,
 //	│                           provider id and error, each a uvarint length and bytes, and for a triggered message
-//	│                           the trigger (its event's message id) the same way. Campaign, run, contact and
+//	│                           the trigger (its event's message id) the same way, then its A/B variant (a zigzag
+//	│                           varint; -1 while it waits for the winner). Campaign, run, contact and
 //	│                           slot are the key. Times read back in UTC.                                (schema 6)
 //	├── outbox_due/             <campaign id> NUL <uint64 big-endian due unix nanos + 2^63> <outbox key after
 //	│                           "<campaign id> NUL"> -> ""  (exactly one entry per pending message, queued or sending,
@@ -141,15 +144,16 @@ var (
 	bucketTrackEvents = []byte("track_events")
 	// The campaign buckets (campaigns.go): campaigns, their audit trails and counts, and the outbox with its due
 	// index and planning cursors.
-	bucketCampaigns        = []byte("campaigns")
-	bucketCampaignAudit    = []byte("campaign_audit")
-	bucketCampaignCounts   = []byte("campaign_counts")
-	bucketCampaignTriggers = []byte("campaign_triggers")
-	bucketContactSends     = []byte("contact_sends")
-	bucketOutboxEngagement = []byte("outbox_engagement")
-	bucketOutbox           = []byte("outbox")
-	bucketOutboxDue        = []byte("outbox_due")
-	bucketOutboxPlan       = []byte("outbox_plan")
+	bucketCampaigns         = []byte("campaigns")
+	bucketCampaignAudit     = []byte("campaign_audit")
+	bucketCampaignCounts    = []byte("campaign_counts")
+	bucketCampaignTriggers  = []byte("campaign_triggers")
+	bucketContactSends      = []byte("contact_sends")
+	bucketOutboxEngagement  = []byte("outbox_engagement")
+	bucketCampaignBreakdown = []byte("campaign_breakdown")
+	bucketOutbox            = []byte("outbox")
+	bucketOutboxDue         = []byte("outbox_due")
+	bucketOutboxPlan        = []byte("outbox_plan")
 
 	keyContactCount = []byte("contacts")
 	keyEventCount   = []byte("events")

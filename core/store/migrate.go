@@ -46,6 +46,7 @@ func workspaceMigrations() []migration {
 		{7, "create campaign_triggers bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketCampaignTriggers) }},
 		{8, "create contact_sends bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketContactSends) }},
 		{9, "create outbox_engagement bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketOutboxEngagement) }},
+		{10, "create campaign_breakdown bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketCampaignBreakdown) }},
 	}
 }
 
