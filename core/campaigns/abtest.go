@@ -285,10 +285,9 @@ func (r *runner) pickWinner(ctx context.Context, c Campaign, planned time.Time) 
 	}
 	cur.Winner, cur.WinnerZ = c.Variants[best].Name, st.Z
 	cur.UpdatedAt = s.now().UTC()
-	if err := s.store.PutCampaign(ctx, r.ws, cur); err != nil {
+	if err := s.store.PutCampaign(ctx, r.ws, cur, s.entry("winner chosen", "engine", fmt.Sprintf("%s (%s rate %.1f%%, z %.2f)", cur.Winner, c.Test.Metric,
+		100*float64(metricOf(st.Variants[best].Counts, c.Test.Metric))/float64(max(1, st.Variants[best].Counts.Sent)), st.Z))); err != nil {
 		return c, err
 	}
-	s.audit(ctx, r.ws, c.ID, "winner chosen", "engine", fmt.Sprintf("%s (%s rate %.1f%%, z %.2f)", cur.Winner, c.Test.Metric,
-		100*float64(metricOf(st.Variants[best].Counts, c.Test.Metric))/float64(max(1, st.Variants[best].Counts.Sent)), st.Z))
 	return cur, nil
 }

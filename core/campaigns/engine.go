@@ -245,10 +245,9 @@ func (r *runner) beginRun(ctx context.Context) error {
 		c.NextRunAt = &next
 	}
 	c.UpdatedAt = now
-	if err := s.store.PutCampaign(ctx, r.ws, c); err != nil {
+	if err := s.store.PutCampaign(ctx, r.ws, c, s.entry("run started", "engine", fmt.Sprintf("run %d", c.Runs))); err != nil {
 		return err
 	}
-	s.audit(ctx, r.ws, r.id, "run started", "engine", fmt.Sprintf("run %d", c.Runs))
 	return nil
 }
 
@@ -363,10 +362,9 @@ func (r *runner) finishRun(ctx context.Context) error {
 		c.Status = Completed
 		c.FinishedAt = &now
 	}
-	if err := s.store.PutCampaign(ctx, r.ws, c); err != nil {
+	if err := s.store.PutCampaign(ctx, r.ws, c, s.entry(action, "engine", fmt.Sprintf("run %d", c.Runs))); err != nil {
 		return err
 	}
-	s.audit(ctx, r.ws, r.id, action, "engine", fmt.Sprintf("run %d", c.Runs))
 	return nil
 }
 
@@ -380,13 +378,12 @@ func (r *runner) halt(ctx context.Context, reason string) {
 		return
 	}
 	c.Status, c.Reason, c.UpdatedAt = Paused, reason, s.now().UTC()
-	if err := s.store.PutCampaign(ctx, r.ws, c); err != nil {
+	if err := s.store.PutCampaign(ctx, r.ws, c, s.entry("paused", "engine", reason)); err != nil {
 		s.log.Error("pausing a campaign", "workspace", r.ws, "campaign", r.id, "error", err)
 		return
 	}
 	r.failures.Store(0)
 	s.log.Warn("campaign paused", "workspace", r.ws, "campaign", r.id, "reason", reason)
-	s.audit(ctx, r.ws, r.id, "paused", "engine", reason)
 }
 
 // templates returns the campaign's parsed content by variant (0: the campaign's own; k: variant k's, over it)

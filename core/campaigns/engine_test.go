@@ -307,6 +307,7 @@ func TestOneOffCampaignSendsOnceToEachContactItMay(t *testing.T) {
 	if reasons["email: unsubscribed from email"] != 4 || reasons["email: not subscribed to email"] != 4 {
 		t.Fatalf("skipped for %v", reasons)
 	}
+	// Each status change and its audit entry are one transaction: completed, and audited so.
 	audit, err := w.camp.Audit(ctx, "acme", c.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -172,8 +172,8 @@ type AuditEntry struct {
 // core/store implements it.
 type Store interface {
 	contacts.Store
-	// PutCampaign creates or replaces a campaign.
-	PutCampaign(ctx context.Context, ws string, c Campaign) error
+	// PutCampaign creates or replaces a campaign, and appends audit entries to its trail in the same transaction.
+	PutCampaign(ctx context.Context, ws string, c Campaign, audit ...AuditEntry) error
 	// GetCampaign returns a campaign (errs.ErrNotFound when there is none).
 	GetCampaign(ctx context.Context, ws, id string) (Campaign, error)
 	// ListCampaigns returns the workspace's campaigns in id order (creation order).

@@ -235,10 +235,9 @@ func (s *Service) Create(ctx context.Context, ws string, in Input, actor string)
 	if err := c.validate(s.channelInfo); err != nil {
 		return View{}, err
 	}
-	if err := s.store.PutCampaign(ctx, ws, c); err != nil {
+	if err := s.store.PutCampaign(ctx, ws, c, s.entry("created", actor, "")); err != nil {
 		return View{}, err
 	}
-	s.audit(ctx, ws, c.ID, "created", actor, "")
 	return s.view(ctx, ws, c)
 }
 
@@ -312,10 +311,9 @@ func (s *Service) Update(ctx context.Context, ws, id string, in Input, actor str
 		return View{}, err
 	}
 	c.UpdatedAt = s.now().UTC()
-	if err := s.store.PutCampaign(ctx, ws, c); err != nil {
+	if err := s.store.PutCampaign(ctx, ws, c, s.entry("edited", actor, "")); err != nil {
 		return View{}, err
 	}
-	s.audit(ctx, ws, id, "edited", actor, "")
 	return s.view(ctx, ws, c)
 }
 
@@ -388,10 +386,9 @@ func (s *Service) Launch(ctx context.Context, ws, id, actor string) (View, error
 	}
 	c.LaunchedAt = &now
 	c.UpdatedAt = now
-	if err := s.store.PutCampaign(ctx, ws, c); err != nil {
+	if err := s.store.PutCampaign(ctx, ws, c, s.entry("launched", actor, detail)); err != nil {
 		return View{}, err
 	}
-	s.audit(ctx, ws, id, "launched", actor, detail)
 	if err := s.triggers.refresh(ctx, ws); err != nil {
 		return View{}, err
 	}
@@ -489,10 +486,9 @@ func (s *Service) transition(ctx context.Context, ws, id, actor, action string, 
 	}
 	if c.Status != before {
 		c.UpdatedAt = s.now().UTC()
-		if err := s.store.PutCampaign(ctx, ws, c); err != nil {
+		if err := s.store.PutCampaign(ctx, ws, c, s.entry(action, actor, c.Reason)); err != nil {
 			return View{}, err
 		}
-		s.audit(ctx, ws, id, action, actor, c.Reason)
 		if c.Schedule.Kind == SendTriggered {
 			if err := s.triggers.refresh(ctx, ws); err != nil {
 				return View{}, err
@@ -511,10 +507,9 @@ func (s *Service) Audit(ctx context.Context, ws, id string) ([]AuditEntry, error
 	return s.store.Audit(ctx, ws, id)
 }
 
-func (s *Service) audit(ctx context.Context, ws, id, action, actor, detail string) {
-	if err := s.store.AppendAudit(ctx, ws, id, AuditEntry{At: s.now().UTC(), Action: action, Actor: actor, Detail: detail}); err != nil {
-		s.log.Error("recording a campaign's audit entry", "workspace", ws, "campaign", id, "action", action, "error", err)
-	}
+// entry is an audit entry of now, recorded with the campaign change it describes (Store.PutCampaign).
+func (s *Service) entry(action, actor, detail string) AuditEntry {
+	return AuditEntry{At: s.now().UTC(), Action: action, Actor: actor, Detail: detail}
 }
 
 // Messages lists a campaign's outbox, optionally of one status.

@@ -352,7 +352,7 @@ func (cd countDeltas) apply(tx *bolt.Tx) error {
 }
 
 // PutCampaign creates or replaces a campaign.
-func (s *Store) PutCampaign(ctx context.Context, ws string, c campaigns.Campaign) error {
+func (s *Store) PutCampaign(ctx context.Context, ws string, c campaigns.Campaign, audit ...campaigns.AuditEntry) error {
 	if err := checkCampaignID(c.ID); err != nil {
 		return err
 	}
@@ -364,7 +364,23 @@ func (s *Store) PutCampaign(ctx context.Context, ws string, c campaigns.Campaign
 	if err != nil {
 		return err
 	}
-	return db.Update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketCampaigns).Put([]byte(c.ID), data) })
+	entries := make([][]byte, len(audit))
+	for i, e := range audit {
+		if entries[i], err = json.Marshal(e); err != nil {
+			return err
+		}
+	}
+	return db.Update(ctx, func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketCampaigns).Put([]byte(c.ID), data); err != nil {
+			return err
+		}
+		for i, e := range audit {
+			if err := putAudit(tx, c.ID, e.At, entries[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // GetCampaign returns a campaign, or errs.ErrNotFound.
@@ -475,17 +491,20 @@ func (s *Store) AppendAudit(ctx context.Context, ws, id string, e campaigns.Audi
 	if err != nil {
 		return err
 	}
-	ts := eventTime(e.At)
-	return db.Update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCampaignAudit)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		k := idPrefix(id)
-		k = append(k, ts[:]...)
-		return b.Put(binary.BigEndian.AppendUint64(k, seq), data)
-	})
+	return db.Update(ctx, func(tx *bolt.Tx) error { return putAudit(tx, id, e.At, data) })
+}
+
+// putAudit appends an encoded audit entry of campaign id.
+func putAudit(tx *bolt.Tx, id string, at time.Time, data []byte) error {
+	b := tx.Bucket(bucketCampaignAudit)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	ts := eventTime(at)
+	k := idPrefix(id)
+	k = append(k, ts[:]...)
+	return b.Put(binary.BigEndian.AppendUint64(k, seq), data)
 }
 
 // Audit returns a campaign's audit trail, oldest first.
