@@ -47,6 +47,7 @@ func newCampaignFixture(t *testing.T) *fixture {
 		svc.Close()
 	})
 	f.deps.Campaigns = svc
+	f.deps.HookEvents = manager.CampaignFeedback{S: svc}
 	f.reserve(admin.Options{MaxBody: 4096})
 	return f
 }

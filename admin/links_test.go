@@ -85,3 +85,36 @@ func TestMessageLinksOverHTTP(t *testing.T) {
 		t.Fatalf("engagement %+v", v.Progress)
 	}
 }
+
+// A provider's bounce, through the capture channel's webhook (it plays the provider), reaches the campaign: counted,
+// and the contact's email consent withdrawn.
+func TestBounceThroughTheChannelWebhook(t *testing.T) {
+	f := newCampaignFixture(t)
+	f.createContact(t, `{"email":"ana@example.com","attributes":{"country":"FR"},"consent":{"email":"subscribed"}}`)
+	seg := f.createSegment(t, `{"name":"France","rule":"country = \"FR\""}`)
+	c := f.createCampaign(t, campaignBody("Bounce", seg))
+	if resp, data := f.do(t, "POST", "/api/v1/workspaces/acme/campaigns/"+c.ID+"/launch", "acme-admin", ""); resp.StatusCode != 200 {
+		t.Fatalf("launch: %d %s", resp.StatusCode, data)
+	}
+	f.waitCampaign(t, c.ID, "completed")
+	_, data := f.do(t, "GET", "/api/v1/workspaces/acme/outbox", "acme-admin", "")
+	page := decode[outboxPage](t, data)
+	if len(page.Items) != 1 {
+		t.Fatalf("outbox %s", data)
+	}
+	req := httptest.NewRequest("POST", "/hooks/acme/capture", strings.NewReader(
+		`{"events":[{"type":"bounced","message_id":"`+page.Items[0].ID+`","permanent":true,"detail":"550 5.1.1 no such user"}]}`))
+	resp, err := f.srv.App().Test(req, -1)
+	if err != nil || resp.StatusCode != 200 {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("webhook: %v %v %s", resp, err, body)
+	}
+	_, data = f.do(t, "GET", "/api/v1/workspaces/acme/campaigns/"+c.ID+"/stats", "acme-admin", "")
+	if !strings.Contains(string(data), `"bounced_hard":1`) {
+		t.Fatalf("stats after the bounce: %s", data)
+	}
+	_, data = f.do(t, "GET", "/api/v1/workspaces/acme/contacts?email=ana@example.com", "acme-admin", "")
+	if !strings.Contains(string(data), `"email":{"status":"unsubscribed"`) || !strings.Contains(string(data), `"source":"hard bounce"`) {
+		t.Fatalf("consent after a hard bounce: %s", data)
+	}
+}

@@ -246,6 +246,7 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 		Workspaces: wsSvc, Auth: authSvc, Store: st, Plugins: plugins, Channels: plugins,
 		Outboxes: outbox.New(st), Hooks: plugins, Metrics: reg, Logger: log, Version: v,
 		Contacts: contactSvc, WriteKeys: st, Jobs: runner, Segments: segSvc, Campaigns: campSvc,
+		HookEvents: manager.CampaignFeedback{S: campSvc},
 	}, admin.Options{
 		MaxBody: cfg.Server.MaxBodyBytes, MaxImport: cfg.Server.MaxImportBytes, PublicURL: cfg.Server.PublicURL,
 		TrustedProxies: cfg.Server.TrustedProxies,

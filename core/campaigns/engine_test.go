@@ -811,3 +811,62 @@ func TestLinksUnsubscribeOpensAndClicks(t *testing.T) {
 		t.Fatalf("sms consent %v", after.ConsentOn("sms"))
 	}
 }
+
+func TestDeliveryFeedback(t *testing.T) {
+	var w *world
+	w = newWorld(t, campaigns.Options{Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
+		_, err := w.cs.SetConsent(ctx, ws, id, channel, st, source)
+		return err
+	}})
+	ctx := context.Background()
+	people := map[string]contacts.Contact{}
+	for _, name := range []string{"delivered", "hard", "soft", "spam", "stop"} {
+		people[name] = w.contact(name+"@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	}
+	seg := w.segment("France", `country = "FR"`)
+	c := w.create(emailCampaign("Feedback", seg))
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	id := func(name string) string {
+		m := campaigns.Message{Campaign: c.ID, Run: 1, Contact: people[name].ID}
+		return m.ID()
+	}
+	events := []campaigns.Feedback{
+		{Type: "delivered", MessageID: id("delivered")},
+		{Type: "delivered", MessageID: id("delivered")}, // a webhook delivered twice: counted once
+		{Type: "bounced", MessageID: id("hard"), Permanent: true, Detail: "550 no such user"},
+		{Type: "bounced", MessageID: id("soft"), Detail: "452 mailbox full"},
+		{Type: "complained", MessageID: id("spam")},
+		{Type: "unsubscribed", MessageID: id("stop")},
+		{Type: "opened", MessageID: id("delivered")},
+		{Type: "bounced", MessageID: "cmp_00000000000000000000000000.1.01m824qekv0zwg7h8k772gvv3a.0"}, // not ours: skipped
+		{Type: "replied", MessageID: id("delivered"), Detail: "thanks"},
+	}
+	if err := w.camp.Feedback(ctx, "acme", "email", events); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := w.camp.Get(ctx, "acme", c.ID)
+	if p := v.Progress; p.Delivered != 1 || p.BouncedHard != 1 || p.BouncedSoft != 1 || p.Complained != 1 || p.Unsubscribed != 1 || p.Opened != 1 {
+		t.Fatalf("counts %+v", p.Counts)
+	}
+	for name, want := range map[string]contacts.ConsentStatus{"delivered": sub, "hard": contacts.Unsubscribed, "soft": sub,
+		"spam": contacts.Unsubscribed, "stop": contacts.Unsubscribed} {
+		got, err := w.cs.Get(ctx, "acme", people[name].ID)
+		if err != nil || got.ConsentOn("email") != want {
+			t.Errorf("%s: consent %v, want %v (%v)", name, got.ConsentOn("email"), want, err)
+		}
+	}
+	if got, _ := w.cs.Get(ctx, "acme", people["hard"].ID); got.Consent["email"].Source != "hard bounce" {
+		t.Errorf("hard bounce consent source %q", got.Consent["email"].Source)
+	}
+	// The next campaign skips whoever bounced hard, complained or stopped.
+	next := w.create(emailCampaign("Next", seg))
+	if _, err := w.camp.Launch(ctx, "acme", next.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if v := w.wait(next.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed }); v.Progress.Sent != 2 || v.Progress.Skipped != 3 {
+		t.Fatalf("next campaign %+v", v.Progress)
+	}
+}

@@ -111,6 +111,12 @@ type Counts struct {
 	Clicked       int `json:"clicked"`
 	ClickedUnique int `json:"clicked_unique"`
 	Unsubscribed  int `json:"unsubscribed"`
+	// Delivery feedback from the channels' providers (Service.Feedback): delivered, bounced for good (hard) or
+	// for now (soft), reported as spam.
+	Delivered   int `json:"delivered"`
+	BouncedHard int `json:"bounced_hard"`
+	BouncedSoft int `json:"bounced_soft"`
+	Complained  int `json:"complained"`
 }
 
 // Merge adds d to c, field by field.
@@ -127,6 +133,10 @@ func (c *Counts) Merge(d Counts) {
 	c.Clicked += d.Clicked
 	c.ClickedUnique += d.ClickedUnique
 	c.Unsubscribed += d.Unsubscribed
+	c.Delivered += d.Delivered
+	c.BouncedHard += d.BouncedHard
+	c.BouncedSoft += d.BouncedSoft
+	c.Complained += d.Complained
 }
 
 // Engagement is what a message's recipient did with it.
@@ -137,6 +147,10 @@ const (
 	Open        Engagement = 'o'
 	Click       Engagement = 'c'
 	Unsubscribe Engagement = 'u'
+	Delivery    Engagement = 'd' // the provider delivered it
+	HardBounce  Engagement = 'h'
+	SoftBounce  Engagement = 's'
+	Complaint   Engagement = 'p'
 )
 
 // Add counts one message of status s, n times (n may be negative).
@@ -214,9 +228,9 @@ type Store interface {
 	CountSends(ctx context.Context, ws string, contactIDs []string, since time.Time) (map[string]int, error)
 	// CampaignBreakdown returns a campaign's outcome and engagement counts by A/B variant and by channel.
 	CampaignBreakdown(ctx context.Context, ws, campaign string) (map[int]Counts, map[string]Counts, error)
-	// RecordEngagement counts an open, a click or an unsubscribe of a message (errs.ErrNotFound when there is no
-	// such message) and its campaign's totals, in one transaction; first is true for the message's first of that
-	// kind (an unsubscribe is counted once).
+	// RecordEngagement counts an open, a click, an unsubscribe or a provider's feedback on a message (errs.ErrNotFound
+	// when there is no such message) and its campaign's totals, in one transaction; first is true for the message's
+	// first of that kind (all but opens and clicks are counted once per message).
 	RecordEngagement(ctx context.Context, ws, msgID string, kind Engagement) (first bool, err error)
 	// ForgetSends deletes a contact's send log (the contact was erased).
 	ForgetSends(ctx context.Context, ws, contactID string) error

@@ -1353,7 +1353,8 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 	if !ok {
 		return false, errs.Invalid("id", "is not a message id")
 	}
-	field := map[campaigns.Engagement]int{campaigns.Open: 0, campaigns.Click: 1, campaigns.Unsubscribe: 2}
+	field := map[campaigns.Engagement]int{campaigns.Open: 0, campaigns.Click: 1, campaigns.Unsubscribe: 2,
+		campaigns.Delivery: 3, campaigns.HardBounce: 4, campaigns.SoftBounce: 5, campaigns.Complaint: 6}
 	i, known := field[kind]
 	if !known {
 		return false, errs.Invalid("kind", "%q is not an engagement", kind)
@@ -1375,11 +1376,11 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 			return fmt.Errorf("reading message %q: %w", msgID, err)
 		}
 		b := tx.Bucket(bucketOutboxEngagement)
-		var n [12]byte
-		copy(n[:], b.Get(key))
+		var n [4 * 7]byte
+		copy(n[:], b.Get(key)) // older values are shorter: their later counters are 0
 		c := binary.BigEndian.Uint32(n[4*i:])
 		first = c == 0
-		if kind == campaigns.Unsubscribe && !first {
+		if kind != campaigns.Open && kind != campaigns.Click && !first {
 			return nil // once per message
 		}
 		binary.BigEndian.PutUint32(n[4*i:], c+1)
@@ -1400,6 +1401,14 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 			}
 		case campaigns.Unsubscribe:
 			d.Unsubscribed = 1
+		case campaigns.Delivery:
+			d.Delivered = 1
+		case campaigns.HardBounce:
+			d.BouncedHard = 1
+		case campaigns.SoftBounce:
+			d.BouncedSoft = 1
+		case campaigns.Complaint:
+			d.Complained = 1
 		}
 		deltas := countDeltas{{campaign, d}}
 		deltas.addBreakdown(&m, d)

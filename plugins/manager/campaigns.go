@@ -84,3 +84,19 @@ func (c Campaigns) Send(ctx context.Context, ws, channel string, now time.Time, 
 	}
 	return out, nil
 }
+
+// CampaignFeedback hands the delivery feedback channels find in their webhooks to the campaign engine (admin's
+// HookEvents).
+type CampaignFeedback struct{ S *campaigns.Service }
+
+// HookEvents passes a webhook's channel events on; track events (connectors') are not the campaign engine's.
+func (f CampaignFeedback) HookEvents(ctx context.Context, workspace, plugin string, reply HookReply) error {
+	if len(reply.ChannelEvents) == 0 {
+		return nil
+	}
+	events := make([]campaigns.Feedback, len(reply.ChannelEvents))
+	for i, e := range reply.ChannelEvents {
+		events[i] = campaigns.Feedback{Type: e.Type.String(), MessageID: e.MessageID, Permanent: e.Permanent, Detail: e.Detail}
+	}
+	return f.S.Feedback(ctx, workspace, plugin, events)
+}

@@ -1,0 +1,92 @@
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/errs"
+)
+
+// Feedback is one event a channel's provider reported about a sent message (through the channel plugin's
+// receive): what Service.Feedback acts on.
+type Feedback struct {
+	// Type is delivered, bounced, deferred, complained, opened, clicked, unsubscribed or replied.
+	Type string
+	// MessageID is the message's id, as the channel got it (its idempotency key).
+	MessageID string
+	// Permanent marks a hard bounce.
+	Permanent bool
+	Detail    string
+}
+
+// Feedback acts on a channel's delivery feedback for messages of the workspace:
+//
+//   - delivered: counted;
+//   - bounced: a hard bounce (permanent) is counted and withdraws the contact's consent on the channel (source
+//     "hard bounce"), so that no campaign sends there again; a soft one is counted;
+//   - complained (reported as spam): counted, and consent withdrawn (source "complaint");
+//   - unsubscribed (an SMS STOP, a provider's own link): consent withdrawn (source "provider unsubscribe");
+//   - opened, clicked (tracked by the provider): counted as opens and clicks;
+//   - deferred, replied: nothing yet.
+//
+// An event for a message that is not in the outbox (another system's, a deleted campaign's) is skipped. It
+// returns the first error of an event it could not record (the webhook should then be delivered again: recording
+// is idempotent but for opens and clicks).
+func (s *Service) Feedback(ctx context.Context, ws, channel string, events []Feedback) error {
+	var errsSeen []error
+	for _, f := range events {
+		if err := s.feedback(ctx, ws, channel, f); err != nil {
+			errsSeen = append(errsSeen, fmt.Errorf("%s of %s: %w", f.Type, f.MessageID, err))
+		}
+	}
+	return errors.Join(errsSeen...)
+}
+
+func (s *Service) feedback(ctx context.Context, ws, channel string, f Feedback) error {
+	if f.MessageID == "" {
+		return nil // found by the provider's id: not kept yet
+	}
+	m, err := s.store.GetMessage(ctx, ws, f.MessageID)
+	if errors.Is(err, errs.ErrNotFound) || isInvalid(err) {
+		s.log.Debug("feedback for a message not in the outbox", "workspace", ws, "channel", channel, "type", f.Type)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var kind Engagement
+	withdraw := ""
+	switch f.Type {
+	case "delivered":
+		kind = Delivery
+	case "bounced":
+		kind = SoftBounce
+		if f.Permanent {
+			kind, withdraw = HardBounce, "hard bounce"
+		}
+	case "complained":
+		kind, withdraw = Complaint, "complaint"
+	case "unsubscribed":
+		kind, withdraw = Unsubscribe, "provider unsubscribe"
+	case "opened":
+		kind = Open
+	case "clicked":
+		kind = Click
+	default:
+		return nil
+	}
+	if withdraw != "" && s.opts.Consent != nil {
+		if err := s.opts.Consent(ctx, ws, m.Contact, s.consentChannel(m), contacts.Unsubscribed, withdraw); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			return err
+		}
+	}
+	_, err = s.store.RecordEngagement(ctx, ws, f.MessageID, kind)
+	return err
+}
+
+func isInvalid(err error) bool {
+	var ve *errs.ValidationError
+	return errors.As(err, &ve)
+}
