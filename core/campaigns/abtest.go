@@ -34,7 +34,8 @@ type Test struct {
 	Percent int `json:"percent"`
 	// Window is how long the test runs before the winner is chosen ("4h").
 	Window string `json:"window"`
-	// Metric chooses the winner: "open" or "click" (unique opens or clicks per message sent).
+	// Metric chooses the winner: "open", "click" or "conversion" (unique opens, clicks, or goal conversions, per
+	// message sent).
 	Metric string `json:"metric"`
 }
 
@@ -92,8 +93,11 @@ func (c *Campaign) validateVariants() error {
 		if _, err := parseWindow(t.Window); err != nil {
 			return errs.Invalid("test.window", "%s", err.Error())
 		}
-		if t.Metric != "open" && t.Metric != "click" {
-			return errs.Invalid("test.metric", "must be open or click, not %q", t.Metric)
+		switch {
+		case t.Metric == "conversion" && c.Goal == nil:
+			return errs.Invalid("test.metric", "conversion needs the campaign's goal")
+		case t.Metric != "open" && t.Metric != "click" && t.Metric != "conversion":
+			return errs.Invalid("test.metric", "must be open, click or conversion, not %q", t.Metric)
 		}
 	}
 	return nil
@@ -164,9 +168,10 @@ type Stats struct {
 
 // Rates are a campaign's rates per message sent.
 type Rates struct {
-	OpenRate    float64 `json:"open_rate"`
-	ClickRate   float64 `json:"click_rate"`
-	ClickToOpen float64 `json:"click_to_open"`
+	OpenRate       float64 `json:"open_rate"`
+	ClickRate      float64 `json:"click_rate"`
+	ClickToOpen    float64 `json:"click_to_open"`
+	ConversionRate float64 `json:"conversion_rate"`
 }
 
 func ratesOf(c Counts) Rates {
@@ -174,6 +179,7 @@ func ratesOf(c Counts) Rates {
 	if c.Sent > 0 {
 		r.OpenRate = float64(c.OpenedUnique) / float64(c.Sent)
 		r.ClickRate = float64(c.ClickedUnique) / float64(c.Sent)
+		r.ConversionRate = float64(c.Converted) / float64(c.Sent)
 	}
 	if c.OpenedUnique > 0 {
 		r.ClickToOpen = float64(c.ClickedUnique) / float64(c.OpenedUnique)
@@ -183,8 +189,11 @@ func ratesOf(c Counts) Rates {
 
 // metricOf is a variant's successes on the test's metric.
 func metricOf(c Counts, metric string) int {
-	if metric == "click" {
+	switch metric {
+	case "click":
 		return c.ClickedUnique
+	case "conversion":
+		return c.Converted
 	}
 	return c.OpenedUnique
 }

@@ -70,9 +70,13 @@ func (s *Service) Start(ctx context.Context, workspaces []string) error {
 	e.ctx = ctx
 	e.mu.Unlock()
 	e.wg.Go(func() { s.triggers.run(ctx) })
+	e.wg.Go(func() { s.goals.run(ctx) })
 	for _, ws := range workspaces {
 		if err := s.triggers.refresh(ctx, ws); err != nil {
 			return fmt.Errorf("loading the triggered campaigns of workspace %q: %w", ws, err)
+		}
+		if err := s.goals.refresh(ctx, ws); err != nil {
+			return fmt.Errorf("loading the campaign goals of workspace %q: %w", ws, err)
 		}
 		list, err := s.store.ListCampaigns(ctx, ws)
 		if err != nil {

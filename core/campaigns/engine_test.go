@@ -870,3 +870,34 @@ func TestDeliveryFeedback(t *testing.T) {
 		t.Fatalf("next campaign %+v", v.Progress)
 	}
 }
+
+func TestGoalConversions(t *testing.T) {
+	w := newWorld(t, campaigns.Options{})
+	ctx := context.Background()
+	ana, bob := w.userContact("u-ana", "ana@example.com"), w.userContact("u-bob", "bob@example.com")
+	cleo := w.userContact("u-cleo", "cleo@example.com")
+	seg := w.segment("Everyone", `email exists`)
+	in := emailCampaign("Goal", seg)
+	in.Goal = &campaigns.Goal{Event: "Order Completed", Within: "7d"}
+	c := w.create(in)
+	w.track(cleo, "Order Completed", "before", nil) // before the message: not a conversion
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	w.advance(time.Hour)
+	w.track(ana, "Order Completed", "o1", map[string]any{"total": 80})
+	w.track(ana, "Order Completed", "o2", map[string]any{"total": 20}) // a second order: the message converted once
+	w.track(bob, "Page Viewed", "p1", nil)
+	w.advance(8 * 24 * time.Hour)
+	w.track(bob, "Order Completed", "o3", nil) // after the window
+	eventually(t, "the conversion", func() bool {
+		v, _ := w.camp.Get(ctx, "acme", c.ID)
+		return v.Progress.Converted == 1
+	})
+	time.Sleep(50 * time.Millisecond) // a wrong conversion would show now
+	st, err := w.camp.Stats(ctx, "acme", c.ID)
+	if err != nil || st.Total.Converted != 1 || st.Rates.ConversionRate != 1.0/3 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+}

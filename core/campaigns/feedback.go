@@ -90,3 +90,5 @@ func isInvalid(err error) bool {
 	var ve *errs.ValidationError
 	return errors.As(err, &ve)
 }
+
+func isNotFound(err error) bool { return errors.Is(err, errs.ErrNotFound) }

@@ -117,6 +117,8 @@ type Counts struct {
 	BouncedHard int `json:"bounced_hard"`
 	BouncedSoft int `json:"bounced_soft"`
 	Complained  int `json:"complained"`
+	// Converted counts the messages followed by the campaign's goal event within its window.
+	Converted int `json:"converted"`
 }
 
 // Merge adds d to c, field by field.
@@ -137,6 +139,7 @@ func (c *Counts) Merge(d Counts) {
 	c.BouncedHard += d.BouncedHard
 	c.BouncedSoft += d.BouncedSoft
 	c.Complained += d.Complained
+	c.Converted += d.Converted
 }
 
 // Engagement is what a message's recipient did with it.
@@ -151,7 +154,14 @@ const (
 	HardBounce  Engagement = 'h'
 	SoftBounce  Engagement = 's'
 	Complaint   Engagement = 'p'
+	Conversion  Engagement = 'v' // the goal event followed it
 )
+
+// SentMessage is a message in a contact's send log: which one, and when it was sent.
+type SentMessage struct {
+	Message
+	At time.Time
+}
 
 // Add counts one message of status s, n times (n may be negative).
 func (c *Counts) Add(s MessageStatus, n int) {
@@ -232,6 +242,8 @@ type Store interface {
 	// when there is no such message) and its campaign's totals, in one transaction; first is true for the message's
 	// first of that kind (all but opens and clicks are counted once per message).
 	RecordEngagement(ctx context.Context, ws, msgID string, kind Engagement) (first bool, err error)
+	// SentSince returns the messages a contact was sent at or after since, oldest first.
+	SentSince(ctx context.Context, ws, contactID string, since time.Time) ([]SentMessage, error)
 	// ForgetSends deletes a contact's send log (the contact was erased).
 	ForgetSends(ctx context.Context, ws, contactID string) error
 	// TrackedEvent returns a stored event by message id.

@@ -130,6 +130,7 @@ type Service struct {
 
 	engine   *engine
 	triggers *triggers
+	goals    *goals
 	limits   limiters
 	zones    zones
 }
@@ -142,6 +143,7 @@ func NewService(store Store, segs Segments, channels Channels, log hclog.Logger,
 	s := &Service{store: store, segments: segs, channels: channels, log: log.Named("campaigns"), now: now, opts: opts.withDefaults()}
 	s.engine = newEngine(s)
 	s.triggers = newTriggers(s)
+	s.goals = newGoals(s)
 	return s
 }
 
@@ -390,6 +392,9 @@ func (s *Service) Launch(ctx context.Context, ws, id, actor string) (View, error
 		return View{}, err
 	}
 	if err := s.triggers.refresh(ctx, ws); err != nil {
+		return View{}, err
+	}
+	if err := s.goals.refresh(ctx, ws); err != nil {
 		return View{}, err
 	}
 	s.engine.watch(ws, id)

@@ -162,6 +162,7 @@ func (s *Service) OnChange(ctx context.Context, ch contacts.Change) {
 			}
 		})
 	}
+	s.goals.observe(ctx, ch)
 	list := s.triggers.campaigns(ch.Workspace)
 	if len(list) == 0 {
 		return

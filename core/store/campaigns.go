@@ -1106,6 +1106,33 @@ func (s *Store) CountSends(ctx context.Context, ws string, contactIDs []string, 
 	return out, err
 }
 
+// SentSince returns the messages a contact was sent at or after since (both kinds), oldest first.
+func (s *Store) SentSince(_ context.Context, ws, contactID string, since time.Time) ([]campaigns.SentMessage, error) {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return nil, err
+	}
+	var out []campaigns.SentMessage
+	prefix := append([]byte(contactID), 0)
+	from := eventTime(since)
+	err = db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketContactSends).Cursor()
+		for k, _ := c.Seek(append(bytes.Clone(prefix), from[:]...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			rest := k[len(prefix):]
+			nul := bytes.IndexByte(rest[min(8, len(rest)):], 0)
+			if len(rest) < 8 || nul < 0 || len(rest) != 8+nul+1+4+1 {
+				return fmt.Errorf("corrupt contact_sends key %q", k)
+			}
+			campaign := string(rest[8 : 8+nul])
+			tail := rest[8+nul+1:]
+			out = append(out, campaigns.SentMessage{Message: campaigns.Message{Campaign: campaign, Run: int(binary.BigEndian.Uint32(tail)),
+				Contact: contactID, Slot: int(tail[4])}, At: decodeOrderedTime(rest[:8])})
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ForgetSends deletes a contact's send log (erasure).
 func (s *Store) ForgetSends(ctx context.Context, ws, contactID string) error {
 	db, err := s.Workspace(ws)
@@ -1354,7 +1381,7 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 		return false, errs.Invalid("id", "is not a message id")
 	}
 	field := map[campaigns.Engagement]int{campaigns.Open: 0, campaigns.Click: 1, campaigns.Unsubscribe: 2,
-		campaigns.Delivery: 3, campaigns.HardBounce: 4, campaigns.SoftBounce: 5, campaigns.Complaint: 6}
+		campaigns.Delivery: 3, campaigns.HardBounce: 4, campaigns.SoftBounce: 5, campaigns.Complaint: 6, campaigns.Conversion: 7}
 	i, known := field[kind]
 	if !known {
 		return false, errs.Invalid("kind", "%q is not an engagement", kind)
@@ -1376,7 +1403,7 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 			return fmt.Errorf("reading message %q: %w", msgID, err)
 		}
 		b := tx.Bucket(bucketOutboxEngagement)
-		var n [4 * 7]byte
+		var n [4 * 8]byte
 		copy(n[:], b.Get(key)) // older values are shorter: their later counters are 0
 		c := binary.BigEndian.Uint32(n[4*i:])
 		first = c == 0
@@ -1409,6 +1436,8 @@ func (s *Store) RecordEngagement(ctx context.Context, ws, msgID string, kind cam
 			d.BouncedSoft = 1
 		case campaigns.Complaint:
 			d.Complained = 1
+		case campaigns.Conversion:
+			d.Converted = 1
 		}
 		deltas := countDeltas{{campaign, d}}
 		deltas.addBreakdown(&m, d)

@@ -960,6 +960,10 @@ func TestSendLog(t *testing.T) {
 			t.Fatalf("CountSends since %s = %v, %v; want %v", tt.since, got, err, tt.want)
 		}
 	}
+	sent, err := s.SentSince(ctx, "acme", ctID(1), fixedTime.Add(30*time.Minute))
+	if err != nil || len(sent) != 1 || sent[0].Campaign != c || sent[0].Slot != 1 || sent[0].Run != 1 || !sent[0].At.Equal(fixedTime.Add(time.Hour)) {
+		t.Fatalf("SentSince: %+v, %v", sent, err)
+	}
 	if err := s.ForgetSends(ctx, "acme", ctID(1)); err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@
 //	│                           ClaimMessages walks in due order)                                        (schema 6)
 //	├── outbox_engagement/      <outbox key> -> uint32 big-endian counters of the message: opens, clicks,
 //	│                           unsubscribes, then (provider feedback) deliveries, hard bounces, soft bounces,
-//	│                           complaints; shorter values end early (counters 0)                         (schema 9)
+//	│                           complaints, conversions; shorter values end early (counters 0)            (schema 9)
 //	├── outbox_plan/            <campaign id> NUL <uint32 big-endian run> -> JSON {"after": <last contact id
 //	│                           planned>, "done": bool}: a run's planning cursor                        (schema 6)
 //	└── plugin_kv/              plugins' key-value spaces (pluginkv.go): made by a plugin's first write, never by reads
