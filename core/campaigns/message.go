@@ -244,6 +244,8 @@ type Store interface {
 	RecordEngagement(ctx context.Context, ws, msgID string, kind Engagement) (first bool, err error)
 	// SentSince returns the messages a contact was sent at or after since, oldest first.
 	SentSince(ctx context.Context, ws, contactID string, since time.Time) ([]SentMessage, error)
+	// ForgetAddresses blanks the address of every outbox message to a contact (the contact was erased).
+	ForgetAddresses(ctx context.Context, ws, contactID string) (int, error)
 	// ForgetSends deletes a contact's send log (the contact was erased).
 	ForgetSends(ctx context.Context, ws, contactID string) error
 	// TrackedEvent returns a stored event by message id.

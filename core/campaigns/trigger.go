@@ -152,12 +152,16 @@ func (t *triggers) campaigns(ws string) []Campaign {
 // OnChange is the contacts stream subscriber: each tracked event may trigger campaigns.
 func (s *Service) OnChange(ctx context.Context, ch contacts.Change) {
 	if len(ch.Deleted) > 0 {
-		// An erased contact's send log goes too, behind the writer (a subscriber must not wait on the disk).
+		// An erased contact's send log and outbox addresses go too, behind the writer (a subscriber must not wait
+		// on the disk).
 		ws, ids := strings.Clone(ch.Workspace), slices.Clone(ch.Deleted)
 		s.engine.wg.Go(func() {
 			for _, id := range ids {
 				if err := s.store.ForgetSends(context.WithoutCancel(ctx), ws, id); err != nil {
 					s.log.Error("forgetting an erased contact's sends", "workspace", ws, "error", err)
+				}
+				if _, err := s.store.ForgetAddresses(context.WithoutCancel(ctx), ws, id); err != nil {
+					s.log.Error("forgetting an erased contact's addresses in the outbox", "workspace", ws, "error", err)
 				}
 			}
 		})

@@ -971,3 +971,29 @@ func TestSendLog(t *testing.T) {
 		t.Fatalf("after ForgetSends: %v, %v", got, err)
 	}
 }
+
+func TestForgetAddresses(t *testing.T) {
+	ctx := context.Background()
+	s := segStore(t)
+	a, b := cmpID(21), cmpID(22)
+	msgs := []campaigns.Message{planned(a, 1, 1, 0, fixedTime), planned(a, 1, 2, 0, fixedTime), planned(b, 3, 1, 1, fixedTime)}
+	for _, m := range msgs {
+		mustPlan(t, s, []campaigns.Message{m}, "")
+	}
+	for i := range msgs {
+		msgs[i].Status, msgs[i].To, msgs[i].Channel, msgs[i].SentAt = campaigns.Sent, fmt.Sprintf("c%d@example.com", i), "email", fixedTime
+	}
+	if err := s.SaveMessages(ctx, "acme", msgs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ForgetAddresses(ctx, "acme", ctID(1))
+	if err != nil || n != 2 {
+		t.Fatalf("ForgetAddresses: %d, %v", n, err)
+	}
+	for i, want := range []string{"", "c1@example.com", ""} {
+		got := mustGetMessage(t, s, msgs[i].ID())
+		if got.To != want || got.Status != campaigns.Sent || got.Channel != "email" {
+			t.Errorf("message %d after erasure: %+v, want to %q", i, got, want)
+		}
+	}
+}
