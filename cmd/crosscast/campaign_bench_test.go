@@ -80,7 +80,13 @@ func BenchmarkCampaignNull(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = plugins.Close(context.Background()) }()
-	svc := campaigns.NewService(st, segs, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{})
+	linkKey, err := st.LinkKey(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// As serve wires it: signed links (List-Unsubscribe headers on every message), no workspace rules.
+	svc := campaigns.NewService(st, segs, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{
+		Links: campaigns.NewLinks("http://localhost:8080", linkKey)})
 	run, stop := context.WithCancel(ctx)
 	defer func() { stop(); svc.Close() }()
 	if err := svc.Start(run, []string{"bench"}); err != nil {
