@@ -3,7 +3,6 @@ package admin
 import (
 	"errors"
 	"html/template"
-	"net/url"
 	"strings"
 
 	"github.com/crosscast/crosscast/core/campaigns"
@@ -43,10 +42,7 @@ func (s *Server) click(c *fiber.Ctx) error {
 	if s.deps.Campaigns == nil {
 		return linkPage(c, fiber.StatusNotFound, "This link is not valid.", "")
 	}
-	target, err := url.QueryUnescape(string(c.Request().URI().QueryArgs().Peek("u")))
-	if err != nil {
-		return linkPage(c, fiber.StatusBadRequest, "This link is not valid.", "")
-	}
+	target := string(c.Request().URI().QueryArgs().Peek("u")) // decoded once by fasthttp, as Links.Click encoded it
 	to, err := s.deps.Campaigns.Clicked(c.UserContext(), strings.Clone(c.Params("ws")), strings.Clone(c.Params("msg")), c.Params("sig"), target)
 	switch {
 	case errors.Is(err, campaigns.ErrBadLink):

@@ -17,7 +17,7 @@ func TestMessageLinksOverHTTP(t *testing.T) {
 	f.createContact(t, `{"email":"ana@example.com","attributes":{"country":"FR"},"consent":{"email":"subscribed","sms":"subscribed"}}`)
 	seg := f.createSegment(t, `{"name":"France","rule":"country = \"FR\""}`)
 	c := f.createCampaign(t, fmt.Sprintf(`{"name":"Sale","audience":{"include":[%q]},"channels":[{"plugin":"capture","content":`+
-		`{"subject":"Sale","html":"<body><a href=\"https://shop.example.com/sale?x=1&amp;y=2\">Shop</a></body>"}}]}`, seg))
+		`{"subject":"Sale","html":"<body><a href=\"https://shop.example.com/sale?q=red%%20shoes&amp;x=a+b&amp;pct=50%%25\">Shop</a></body>"}}]}`, seg))
 	if resp, data := f.do(t, "POST", "/api/v1/workspaces/acme/campaigns/"+c.ID+"/launch", "acme-admin", ""); resp.StatusCode != 200 {
 		t.Fatalf("launch: %d %s", resp.StatusCode, data)
 	}
@@ -55,7 +55,7 @@ func TestMessageLinksOverHTTP(t *testing.T) {
 	if code, _, body := get(pixel); code != 200 || !strings.HasPrefix(body, "GIF89a") {
 		t.Fatalf("pixel: %d", code)
 	}
-	if code, loc, _ := get(click); code != 302 || loc != "https://shop.example.com/sale?x=1&y=2" {
+	if code, loc, _ := get(click); code != 302 || loc != "https://shop.example.com/sale?q=red%20shoes&x=a+b&pct=50%25" {
 		t.Fatalf("click: %d %q", code, loc)
 	}
 	// An open redirect is refused: the same signature for another target, or an altered signature.

@@ -201,17 +201,14 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 	if err != nil {
 		return err
 	}
-	if err := segSvc.Start(ctx, wsIDs); err != nil {
-		return err
-	}
 	// The campaign engine stops when the HTTP server has drained (campaignsCtx), before the store closes; a batch
-	// it is sending then finishes.
-	campaignsCtx, stopCampaigns := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCampaigns()
+	// it is sending then finishes. It starts before the segment index, so that the entries the index finds at
+	// start (changes while the server was down) reach triggered campaigns.
 	linkKey, err := st.LinkKey(ctx)
 	if err != nil {
 		return err
 	}
+	campaignsCtx, stopCampaigns := context.WithCancel(context.WithoutCancel(ctx))
 	campSvc := campaigns.NewService(st, segSvc, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{
 		Rules: func(ctx context.Context, ws string) (workspaces.CampaignRules, error) {
 			w, err := wsSvc.Get(ctx, ws)
@@ -223,10 +220,13 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 			return err
 		},
 	})
-	defer campSvc.Close()
-	stream.Subscribe(campSvc.OnChange)      // events trigger campaigns
-	segSvc.Subscribe(campSvc.OnTransitions) // so do segment entries
+	defer func() { stopCampaigns(); campSvc.Close() }() // covers early returns; the shutdown below does it first
+	stream.Subscribe(campSvc.OnChange)                  // events trigger campaigns
+	segSvc.Subscribe(campSvc.OnTransitions)             // so do segment entries
 	if err := campSvc.Start(campaignsCtx, wsIDs); err != nil {
+		return err
+	}
+	if err := segSvc.Start(ctx, wsIDs); err != nil {
 		return err
 	}
 	sched := scheduler.New(log)

@@ -159,14 +159,30 @@ func (e *engine) rate(ws, id string) float64 {
 }
 
 func (r *runner) loop(ctx context.Context) {
+	leave := func() { // under e.mu: only this runner's own entry (a new runner may have taken the key)
+		if k := (runnerKey{r.ws, r.id}); r.e.runners[k] == r {
+			delete(r.e.runners, k)
+		}
+	}
 	defer func() {
 		r.e.mu.Lock()
-		delete(r.e.runners, runnerKey{r.ws, r.id})
+		leave()
 		r.e.mu.Unlock()
 	}()
 	for {
 		wait, more := r.step(ctx)
 		if !more {
+			// Exit, unless watch woke it meanwhile (a Resume right after the step read "paused"): watch pokes
+			// under e.mu, and the runner leaves the map under e.mu, so one of the two sees the other.
+			r.e.mu.Lock()
+			select {
+			case <-r.wake:
+				r.e.mu.Unlock()
+				continue
+			default:
+			}
+			leave()
+			r.e.mu.Unlock()
 			return
 		}
 		if wait <= 0 {
@@ -358,6 +374,7 @@ func (r *runner) finishRun(ctx context.Context) error {
 	}
 	now := s.now().UTC()
 	c.UpdatedAt = now
+	c.RunStartedAt = nil // no run in progress
 	action := "completed"
 	if c.Schedule.Kind == SendRecurring && c.NextRunAt != nil {
 		c.Status = Scheduled
@@ -471,7 +488,9 @@ func (r *runner) plan(ctx context.Context, c Campaign) error {
 			}
 		}
 		after = ids[len(ids)-1]
-		if _, err := s.store.PlanMessages(ctx, r.ws, msgs, after); err != nil {
+		if _, err := s.store.PlanMessages(ctx, r.ws, msgs, after); errors.Is(err, errs.ErrConflict) {
+			return nil // cancelled, deleted or paused into another run meanwhile: nothing more to plan
+		} else if err != nil {
 			return err
 		}
 		r.poke()
@@ -735,8 +754,16 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][][]namedTemplat
 		if variant < 0 || variant >= len(tmpls) {
 			variant = 0
 		}
+		var escaped map[string]any
 		for _, nt := range tmpls[variant][slots[i]] {
-			v, err := nt.t.render(vars, c.StrictVariables)
+			use := vars
+			if htmlFields[nt.name] {
+				if escaped == nil {
+					escaped = escapeVars(vars).(map[string]any)
+				}
+				use = escaped
+			}
+			v, err := nt.t.render(use, c.StrictVariables)
 			if err != nil {
 				renderErr = fmt.Errorf("field %q: %w", nt.name, err)
 				break
@@ -831,7 +858,9 @@ func (r *runner) claimSize(c Campaign) int {
 	size := r.e.s.opts.Batch
 	for _, ch := range c.Channels {
 		if info, ok := r.e.s.channelInfo(ch.Plugin); ok && info.Rate > 0 {
-			size = min(size, max(1, info.Rate*int(r.e.s.opts.Lease/time.Second)/2))
+			// Every worker's claim must go out within half a lease at the channel's rate (shared, at worst, by
+			// this campaign's workers).
+			size = min(size, max(1, info.Rate*int(r.e.s.opts.Lease/time.Second)/2/r.e.s.opts.Workers))
 		}
 	}
 	return size

@@ -901,3 +901,79 @@ func TestGoalConversions(t *testing.T) {
 		t.Fatalf("stats %+v, %v", st, err)
 	}
 }
+
+func TestReviewFixes(t *testing.T) {
+	t.Run("variables are text in html", func(t *testing.T) {
+		w := newWorld(t, campaigns.Options{})
+		ctx := context.Background()
+		evil := `<a href="https://evil.example.com/login">Log in</a>`
+		w.contact("eve@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR", "first_name": evil})
+		seg := w.segment("France", `country = "FR"`)
+		in := emailCampaign("Escape", seg)
+		(*in.Channels)[0].Content["subject"] = "Hi {{ contact.first_name }}"
+		(*in.Channels)[0].Content["html"] = "<p>Hi {{ contact.first_name }}</p>"
+		c := w.create(in)
+		if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+		for _, m := range w.chans["email"].received() {
+			if html := field(m, "html"); strings.Contains(html, "<a ") || !strings.Contains(html, "&lt;a href=") {
+				t.Fatalf("html %s", html)
+			}
+			if field(m, "subject") != "Hi "+evil { // a subject is not HTML
+				t.Fatalf("subject %q", field(m, "subject"))
+			}
+		}
+	})
+	t.Run("a recurring campaign paused mid-run resumes its run", func(t *testing.T) {
+		w := newWorld(t, campaigns.Options{Batch: 1, Tick: 10 * time.Millisecond, RetryBase: time.Millisecond, MaxAttempts: 1000, PauseAfter: 1000})
+		ctx := context.Background()
+		for i := range 5 {
+			w.contact(fmt.Sprintf("r%d@example.com", i), "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+		}
+		seg := w.segment("France", `country = "FR"`)
+		in := emailCampaign("Weekly", seg)
+		in.Schedule = &campaigns.Schedule{Kind: campaigns.SendRecurring, Cron: "@every 1h"}
+		c := w.create(in)
+		w.chans["email"].setFail(errors.New("down")) // the run stays in progress
+		if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		w.advance(time.Hour + time.Second)
+		w.camp.Wake()
+		w.wait(c.ID, "the first run", func(v campaigns.View) bool { return v.Runs == 1 && v.Status == campaigns.Running })
+		if _, err := w.camp.Pause(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		w.chans["email"].setFail(nil)
+		v, err := w.camp.Resume(ctx, "acme", c.ID, "test")
+		if err != nil || v.Status != campaigns.Running {
+			t.Fatalf("resumed as %s, %v", v.Status, err)
+		}
+		w.wait(c.ID, "the run to finish", func(v campaigns.View) bool { return v.Status == campaigns.Scheduled && v.Progress.Sent == 5 })
+		if v, _ := w.camp.Get(ctx, "acme", c.ID); v.Runs != 1 {
+			t.Fatalf("runs %d", v.Runs)
+		}
+	})
+	t.Run("feedback from another channel is ignored", func(t *testing.T) {
+		w := newWorld(t, campaigns.Options{Consent: func(context.Context, string, string, string, contacts.ConsentStatus, string) error {
+			return errors.New("must not be called")
+		}})
+		ctx := context.Background()
+		ana := w.contact("ana@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+		seg := w.segment("France", `country = "FR"`)
+		c := w.create(emailCampaign("Other channel", seg))
+		if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+		m := campaigns.Message{Campaign: c.ID, Run: 1, Contact: ana.ID}
+		if err := w.camp.Feedback(ctx, "acme", "sms", []campaigns.Feedback{{Type: "complained", MessageID: m.ID()}}); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := w.camp.Get(ctx, "acme", c.ID); v.Progress.Complained != 0 {
+			t.Fatalf("a complaint from another channel counted: %+v", v.Progress.Counts)
+		}
+	})
+}

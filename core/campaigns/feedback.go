@@ -56,6 +56,11 @@ func (s *Service) feedback(ctx context.Context, ws, channel string, f Feedback) 
 	if err != nil {
 		return err
 	}
+	if m.Channel != channel {
+		// Only the channel a message went out on speaks for it: another plugin's webhook cannot act on it.
+		s.log.Warn("feedback from another channel than the message's", "workspace", ws, "channel", channel, "type", f.Type)
+		return nil
+	}
 	var kind Engagement
 	withdraw := ""
 	switch f.Type {

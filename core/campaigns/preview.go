@@ -70,10 +70,15 @@ func (s *Service) render(ws string, c Campaign, ct *contacts.Contact, messageID 
 		} else {
 			r.To, r.Skipped = reachable(info, ct, c.Transactional)
 		}
+		escaped := escapeVars(vars).(map[string]any)
 		for name, src := range ch.Content {
 			t, err := parseTemplate(src)
 			if err == nil {
-				r.Fields[name], err = t.render(vars, c.StrictVariables)
+				use := vars
+				if htmlFields[name] {
+					use = escaped
+				}
+				r.Fields[name], err = t.render(use, c.StrictVariables)
 			}
 			if err != nil {
 				r.Error = fmt.Sprintf("field %q: %v", name, err)

@@ -446,7 +446,7 @@ func (s *Service) Resume(ctx context.Context, ws, id, actor string) (View, error
 			return nil
 		case Paused:
 			c.Status, c.Reason = Scheduled, ""
-			if c.Runs > 0 && (c.NextRunAt == nil || c.Schedule.Kind != SendRecurring) || c.Schedule.Kind == SendTriggered {
+			if c.RunStartedAt != nil || c.Schedule.Kind == SendTriggered {
 				c.Status = Running // back to the run it was sending, or to listening for triggers
 			}
 			return nil

@@ -3,6 +3,7 @@ package campaigns
 import (
 	"errors"
 	"fmt"
+	"html"
 	"strings"
 	"sync"
 	"time"
@@ -148,4 +149,30 @@ func valueVar(a contacts.Value) any {
 // nextCron is when a recurring schedule fires next after after.
 func nextCron(spec string, loc *time.Location, after time.Time) (time.Time, error) {
 	return scheduler.Next(spec, loc, after)
+}
+
+// htmlFields are the content fields that are HTML: the variables they show are escaped, so that a contact's
+// attribute (which a public tracking call may set) cannot add markup or links to a message. Markup belongs in
+// the template; a variable is always text there.
+var htmlFields = map[string]bool{"html": true}
+
+// escapeVars returns vars with every text HTML-escaped, for an HTML field.
+func escapeVars(v any) any {
+	switch x := v.(type) {
+	case string:
+		return html.EscapeString(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = escapeVars(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = escapeVars(e)
+		}
+		return out
+	}
+	return v
 }

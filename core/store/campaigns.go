@@ -403,6 +403,18 @@ func (s *Store) GetCampaign(_ context.Context, ws, id string) (campaigns.Campaig
 	return c, err
 }
 
+// campaignIn reads a campaign in a transaction; ok is false when there is none.
+func campaignIn(tx *bolt.Tx, id string) (c campaigns.Campaign, ok bool, err error) {
+	v := tx.Bucket(bucketCampaigns).Get([]byte(id))
+	if v == nil {
+		return c, false, nil
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, false, fmt.Errorf("decoding campaign %q: %w", id, err)
+	}
+	return c, true, nil
+}
+
 // ListCampaigns returns the workspace's campaigns in id order.
 func (s *Store) ListCampaigns(_ context.Context, ws string) ([]campaigns.Campaign, error) {
 	db, err := s.Workspace(ws)
@@ -581,7 +593,15 @@ func (s *Store) PlanMessages(ctx context.Context, ws string, msgs []campaigns.Me
 	pk := planKey(campaign, msgs[0].Run)
 	var added int
 	err = db.Update(ctx, func(tx *bolt.Tx) error {
-		var err error
+		// Only a running campaign plans, and only its current run: a campaign cancelled or deleted while its
+		// audience is being planned gets no more messages.
+		c, ok, err := campaignIn(tx, campaign)
+		if err != nil {
+			return err
+		}
+		if !ok || c.Status != campaigns.Running || c.Runs != msgs[0].Run {
+			return refuse(fmt.Errorf("campaign %s no longer plans run %d: %w", campaign, msgs[0].Run, errs.ErrConflict))
+		}
 		if added, err = planInTx(tx, msgs); err != nil {
 			return err
 		}
@@ -672,7 +692,18 @@ func (s *Store) PlanTriggered(ctx context.Context, ws string, hits []campaigns.T
 		accepted = 0
 		last := tx.Bucket(bucketCampaignTriggers)
 		var deltas countDeltas
+		running := map[string]bool{}
 		for _, h := range hits {
+			if _, seen := running[h.Campaign]; !seen {
+				c, ok, err := campaignIn(tx, h.Campaign)
+				if err != nil {
+					return err
+				}
+				running[h.Campaign] = ok && c.Status == campaigns.Running // cancelled, paused or deleted: no trigger
+			}
+			if !running[h.Campaign] {
+				continue
+			}
 			key := tagKey(h.Campaign, h.Contact)
 			if v := last.Get(key); len(v) == 8 {
 				prev := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
@@ -1019,6 +1050,11 @@ func (s *Store) SaveMessages(ctx context.Context, ws string, msgs []campaigns.Me
 				r.oldCode, r.oldDue = statusCode(prev.Status), eventTime(prev.Due)
 			}
 			pl := len(m.Campaign) + 1
+			if !pendingCode(r.oldCode) && pendingCode(statusCode(m.Status)) {
+				// A final message never goes back to the queue: a batch claimed before a Cancel answered "retry".
+				m.Status = statusOf(r.oldCode)
+				continue
+			}
 			if pendingCode(r.oldCode) {
 				dk = dueKey(dk[:0], r.key[:pl], r.oldDue, r.key[pl:])
 				if err := deleteKey(dueC, dk); err != nil {
@@ -1042,7 +1078,7 @@ func (s *Store) SaveMessages(ctx context.Context, ws string, msgs []campaigns.Me
 				d := deltas.of(m.Campaign)
 				d.Add(statusOf(r.oldCode), -1)
 				d.Add(m.Status, 1)
-				if m.Status.Final() && !statusOf(r.oldCode).Final() {
+				if m.Status.Final() && (!statusOf(r.oldCode).Final() || statusOf(r.oldCode) == campaigns.MessageCancelled) {
 					// Breakdowns count outcomes only: a message's variant and channel are known once it is settled.
 					var o campaigns.Counts
 					o.Add(m.Status, 1)

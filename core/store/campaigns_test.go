@@ -39,8 +39,19 @@ func isValidation(err error) bool {
 	return errors.As(err, &ve)
 }
 
+// running records campaign id as running its run (only such a campaign plans).
+func running(t testing.TB, s *Store, ws, id string, run int) {
+	t.Helper()
+	if err := s.PutCampaign(context.Background(), ws, campaigns.Campaign{ID: id, Name: "test", Status: campaigns.Running, Runs: run}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustPlan(t *testing.T, s *Store, msgs []campaigns.Message, after string) int {
 	t.Helper()
+	if len(msgs) > 0 {
+		running(t, s, "acme", msgs[0].Campaign, msgs[0].Run)
+	}
 	n, err := s.PlanMessages(context.Background(), "acme", msgs, after)
 	if err != nil {
 		t.Fatalf("PlanMessages: %v", err)
@@ -375,18 +386,26 @@ func TestSaveMessages(t *testing.T) {
 		s := segStore(t)
 		mustPlan(t, s, []campaigns.Message{planned(c, 1, 1, 0, t0), planned(c, 1, 2, 0, t0)}, "")
 		claimed := mustClaim(t, s, c, t0, lease, 10)
-		first, retry, other := claimed[0], claimed[0], claimed[1]
-		first.Status = campaigns.Sent
+		retry, sent, other := claimed[0], claimed[0], claimed[1]
 		retry.Status, retry.Due = campaigns.Queued, t0.Add(time.Hour)
+		sent.Status, sent.SentAt = campaigns.Sent, t0
 		other.Status = campaigns.Skipped
-		if err := s.SaveMessages(ctx, "acme", []campaigns.Message{first, other, retry}); err != nil {
+		if err := s.SaveMessages(ctx, "acme", []campaigns.Message{retry, other, sent}); err != nil {
 			t.Fatal(err)
 		}
-		if got := mustGetMessage(t, s, retry.ID()); got.Status != campaigns.Queued || !got.Due.Equal(retry.Due) {
+		if got := mustGetMessage(t, s, sent.ID()); got.Status != campaigns.Sent {
 			t.Errorf("stored %+v, want the later save", got)
 		}
-		if counts := checkOutbox(t, s, c); counts != (campaigns.Counts{Planned: 2, Queued: 1, Skipped: 1}) {
+		if counts := checkOutbox(t, s, c); counts != (campaigns.Counts{Planned: 2, Sent: 1, Skipped: 1}) {
 			t.Errorf("counts %+v", counts)
+		}
+		// A final message never goes back to the queue.
+		retry.Due = t0.Add(2 * time.Hour)
+		if err := s.SaveMessages(ctx, "acme", []campaigns.Message{retry}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustGetMessage(t, s, sent.ID()); got.Status != campaigns.Sent {
+			t.Errorf("a sent message saved queued: %+v", got)
 		}
 	})
 
@@ -705,6 +724,7 @@ func TestOutboxCountsStayExact(t *testing.T) {
 			for range rng.IntN(40) {
 				msgs = append(msgs, planned(c, run, rng.IntN(200), rng.IntN(3), now.Add(time.Duration(rng.IntN(120)-60)*time.Second)))
 			}
+			running(t, s, "acme", c, run)
 			if _, err := s.PlanMessages(ctx, "acme", msgs, "x"); err != nil {
 				t.Fatalf("step %d: %v", step, err)
 			}
@@ -788,6 +808,7 @@ func TestMigrateToCampaignBuckets(t *testing.T) {
 		}
 		return nil
 	})
+	running(t, s, "acme", cmpID(1), 1)
 	if n, err := s.PlanMessages(context.Background(), "acme", []campaigns.Message{planned(cmpID(1), 1, 1, 0, fixedTime)}, ""); err != nil || n != 1 {
 		t.Errorf("PlanMessages after the migration = %d, %v", n, err)
 	}
@@ -813,6 +834,7 @@ func BenchmarkOutbox(b *testing.B) {
 		iter++
 		c := cmpID(iter)
 		now := fixedTime
+		running(b, s, "bench", c, 1)
 		start := time.Now()
 		msgs := make([]campaigns.Message, 0, planBatch)
 		for i := 0; i < total; i += planBatch {
@@ -856,6 +878,7 @@ func TestPlanTriggered(t *testing.T) {
 	ctx := context.Background()
 	s := segStore(t)
 	c := cmpID(7)
+	running(t, s, "acme", c, 1)
 	hit := func(contact, run int, at time.Time, gap time.Duration) campaigns.TriggerHit {
 		m := planned(c, run, contact, 0, at)
 		m.Trigger = fmt.Sprintf("event-%d-%d", contact, run)
@@ -903,15 +926,86 @@ func TestPlanTriggered(t *testing.T) {
 	if _, err := s.PlanTriggered(ctx, "acme", []campaigns.TriggerHit{bad}); !isValidation(err) {
 		t.Fatalf("mismatched hit: %v", err)
 	}
-	// Deleting the campaign forgets its triggers: the once-ever contact may enter a new campaign of that id.
-	if err := s.PutCampaign(ctx, "acme", campaigns.Campaign{ID: c, Name: "x", Status: campaigns.Running}); err != nil {
+	// A paused or deleted campaign takes no trigger; deleting it forgets its triggers, so the once-ever contact may
+	// enter a new campaign of that id.
+	if err := s.PutCampaign(ctx, "acme", campaigns.Campaign{ID: c, Name: "x", Status: campaigns.Paused, Runs: 1}); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := s.PlanTriggered(ctx, "acme", []campaigns.TriggerHit{hit(8, 1, t0, 0)}); err != nil || n != 0 {
+		t.Fatalf("a paused campaign's trigger: %d, %v", n, err)
 	}
 	if err := s.DeleteCampaign(ctx, "acme", c); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := s.PlanTriggered(ctx, "acme", []campaigns.TriggerHit{hit(1, 3, t0, -1)}); err != nil || n != 0 {
+		t.Fatalf("a deleted campaign's trigger: %d, %v", n, err)
+	}
+	running(t, s, "acme", c, 1)
 	if n, err := s.PlanTriggered(ctx, "acme", []campaigns.TriggerHit{hit(1, 3, t0, -1)}); err != nil || n != 1 {
 		t.Fatalf("after deleting the campaign: %d, %v", n, err)
+	}
+}
+
+func TestPlanningStopsWithTheCampaign(t *testing.T) {
+	ctx := context.Background()
+	s := segStore(t)
+	c := cmpID(9)
+	for _, tt := range []struct {
+		name   string
+		record *campaigns.Campaign
+	}{
+		{"no campaign", nil},
+		{"cancelled", &campaigns.Campaign{ID: c, Name: "x", Status: campaigns.Cancelled, Runs: 1}},
+		{"another run", &campaigns.Campaign{ID: c, Name: "x", Status: campaigns.Running, Runs: 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.record != nil {
+				if err := s.PutCampaign(ctx, "acme", *tt.record); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, err := s.PlanMessages(ctx, "acme", []campaigns.Message{planned(c, 1, 1, 0, fixedTime)}, "x"); !errors.Is(err, errs.ErrConflict) || n != 0 {
+				t.Fatalf("PlanMessages = %d, %v; want a conflict", n, err)
+			}
+			if counts, _ := s.CampaignCounts(ctx, "acme", c); counts.Planned != 0 {
+				t.Fatalf("counts %+v", counts)
+			}
+		})
+	}
+}
+
+func TestACancelledMessageStaysCancelled(t *testing.T) {
+	ctx := context.Background()
+	s := segStore(t)
+	c := cmpID(10)
+	mustPlan(t, s, []campaigns.Message{planned(c, 1, 1, 0, fixedTime), planned(c, 1, 2, 0, fixedTime)}, "")
+	claimed, err := s.ClaimMessages(ctx, "acme", c, fixedTime, time.Minute, 10)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %d, %v", len(claimed), err)
+	}
+	if n, err := s.CancelMessages(ctx, "acme", c); err != nil || n != 2 {
+		t.Fatalf("cancel: %d, %v", n, err)
+	}
+	// The batch claimed before the Cancel answers: one retry, one sent.
+	claimed[0].Status, claimed[0].Due = campaigns.Queued, fixedTime.Add(time.Minute)
+	claimed[1].Status, claimed[1].SentAt, claimed[1].Channel = campaigns.Sent, fixedTime, "email"
+	if err := s.SaveMessages(ctx, "acme", claimed); err != nil {
+		t.Fatal(err)
+	}
+	first := planned(c, 1, 1, 0, fixedTime)
+	if m := mustGetMessage(t, s, first.ID()); m.Status != campaigns.MessageCancelled {
+		t.Fatalf("a cancelled message back to %s", m.Status)
+	}
+	counts, _ := s.CampaignCounts(ctx, "acme", c)
+	if counts.Queued != 0 || counts.Sending != 0 || counts.Cancelled != 1 || counts.Sent != 1 {
+		t.Fatalf("counts %+v", counts)
+	}
+	_, channels, err := s.CampaignBreakdown(ctx, "acme", c)
+	if err != nil || channels["email"].Sent != 1 {
+		t.Fatalf("breakdown %+v, %v", channels, err)
+	}
+	if got, _ := s.ClaimMessages(ctx, "acme", c, fixedTime.Add(time.Hour), time.Minute, 10); len(got) != 0 {
+		t.Fatalf("claimed %d after the cancel", len(got))
 	}
 }
 
