@@ -977,3 +977,59 @@ func TestReviewFixes(t *testing.T) {
 		}
 	})
 }
+
+func TestSoftBouncesInARowWithdrawConsent(t *testing.T) {
+	var w *world
+	w = newWorld(t, campaigns.Options{Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
+		_, err := w.cs.SetConsent(ctx, ws, id, channel, st, source)
+		return err
+	}})
+	ctx := context.Background()
+	flaky := w.contact("flaky@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	mended := w.contact("mended@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	seg := w.segment("France", `country = "FR"`)
+	var ids []string
+	for i := range 4 {
+		c := w.create(emailCampaign(fmt.Sprint("Issue ", i), seg))
+		if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+			t.Fatal(err)
+		}
+		w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+		ids = append(ids, c.ID)
+	}
+	msg := func(campaign string, ct contacts.Contact) string {
+		m := campaigns.Message{Campaign: campaign, Run: 1, Contact: ct.ID}
+		return m.ID()
+	}
+	feedback := func(typ, campaign string, ct contacts.Contact) {
+		t.Helper()
+		if err := w.camp.Feedback(ctx, "acme", "email", []campaigns.Feedback{{Type: typ, MessageID: msg(campaign, ct)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consent := func(ct contacts.Contact) contacts.Consent {
+		got, err := w.cs.Get(ctx, "acme", ct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Consent["email"]
+	}
+	feedback("bounced", ids[0], flaky)
+	feedback("bounced", ids[0], flaky) // the same message again: not a second bounce
+	feedback("bounced", ids[1], flaky)
+	if consent(flaky).Status != sub {
+		t.Fatal("withdrawn after two soft bounces")
+	}
+	feedback("bounced", ids[2], flaky)
+	if c := consent(flaky); c.Status != contacts.Unsubscribed || c.Source != "soft bounces" {
+		t.Fatalf("after three soft bounces in a row: %+v", c)
+	}
+	// A delivery between bounces starts the count again.
+	feedback("bounced", ids[0], mended)
+	feedback("bounced", ids[1], mended)
+	feedback("delivered", ids[2], mended)
+	feedback("bounced", ids[3], mended)
+	if consent(mended).Status != sub {
+		t.Fatalf("withdrawn although a delivery came between: %+v", consent(mended))
+	}
+}

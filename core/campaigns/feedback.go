@@ -9,6 +9,10 @@ import (
 	"github.com/crosscast/crosscast/core/errs"
 )
 
+// softBounceLimit is how many soft bounces in a row (messages bounced, no delivery between) withdraw a contact's
+// consent on the channel.
+const softBounceLimit = 3
+
 // Feedback is one event a channel's provider reported about a sent message (through the channel plugin's
 // receive): what Service.Feedback acts on.
 type Feedback struct {
@@ -25,7 +29,8 @@ type Feedback struct {
 //
 //   - delivered: counted;
 //   - bounced: a hard bounce (permanent) is counted and withdraws the contact's consent on the channel (source
-//     "hard bounce"), so that no campaign sends there again; a soft one is counted;
+//     "hard bounce"), so that no campaign sends there again; a soft one is counted, and the third in a row (no
+//     delivery between) withdraws consent too (source "soft bounces");
 //   - complained (reported as spam): counted, and consent withdrawn (source "complaint");
 //   - unsubscribed (an SMS STOP, a provider's own link): consent withdrawn (source "provider unsubscribe");
 //   - opened, clicked (tracked by the provider): counted as opens and clicks;
@@ -63,14 +68,33 @@ func (s *Service) feedback(ctx context.Context, ws, channel string, f Feedback) 
 	}
 	var kind Engagement
 	withdraw := ""
+	consent := s.consentChannel(m)
 	switch f.Type {
 	case "delivered":
 		kind = Delivery
+		if err := s.store.ClearSoftBounces(ctx, ws, m.Contact, consent); err != nil {
+			return err
+		}
 	case "bounced":
 		kind = SoftBounce
 		if f.Permanent {
 			kind, withdraw = HardBounce, "hard bounce"
+			break
 		}
+		// A mailbox full today may be gone for good: past a few soft bounces in a row, stop sending there.
+		if first, err := s.store.RecordEngagement(ctx, ws, f.MessageID, SoftBounce); err != nil || !first {
+			return err // counted once per message
+		}
+		n, err := s.store.SoftBounce(ctx, ws, m.Contact, consent)
+		if err != nil {
+			return err
+		}
+		if n >= softBounceLimit && s.opts.Consent != nil {
+			if err := s.opts.Consent(ctx, ws, m.Contact, consent, contacts.Unsubscribed, "soft bounces"); err != nil && !errors.Is(err, errs.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
 	case "complained":
 		kind, withdraw = Complaint, "complaint"
 	case "unsubscribed":
@@ -83,7 +107,7 @@ func (s *Service) feedback(ctx context.Context, ws, channel string, f Feedback) 
 		return nil
 	}
 	if withdraw != "" && s.opts.Consent != nil {
-		if err := s.opts.Consent(ctx, ws, m.Contact, s.consentChannel(m), contacts.Unsubscribed, withdraw); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		if err := s.opts.Consent(ctx, ws, m.Contact, consent, contacts.Unsubscribed, withdraw); err != nil && !errors.Is(err, errs.ErrNotFound) {
 			return err
 		}
 	}

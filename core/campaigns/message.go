@@ -246,7 +246,11 @@ type Store interface {
 	SentSince(ctx context.Context, ws, contactID string, since time.Time) ([]SentMessage, error)
 	// ForgetAddresses blanks the address of every outbox message to a contact (the contact was erased).
 	ForgetAddresses(ctx context.Context, ws, contactID string) (int, error)
-	// ForgetSends deletes a contact's send log (the contact was erased).
+	// SoftBounce counts a contact's soft bounce on a consent channel and returns the count since the last
+	// delivery; ClearSoftBounces forgets them.
+	SoftBounce(ctx context.Context, ws, contactID, channel string) (int, error)
+	ClearSoftBounces(ctx context.Context, ws, contactID, channel string) error
+	// ForgetSends deletes a contact's send log and soft bounces (the contact was erased).
 	ForgetSends(ctx context.Context, ws, contactID string) error
 	// TrackedEvent returns a stored event by message id.
 	TrackedEvent(ctx context.Context, ws, messageID string) (events.Event, bool, error)

@@ -1214,7 +1214,42 @@ func (s *Store) ForgetAddresses(ctx context.Context, ws, contactID string) (int,
 	return len(keys), err
 }
 
-// ForgetSends deletes a contact's send log (erasure).
+// SoftBounce counts one more soft bounce of a contact on a consent channel and returns the count since the last
+// delivery (ClearSoftBounces).
+func (s *Store) SoftBounce(ctx context.Context, ws, contactID, channel string) (int, error) {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return 0, err
+	}
+	key := tagKey(contactID, channel)
+	n := 0
+	err = db.Update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSoftBounces)
+		n = 1
+		if v := b.Get(key); len(v) == 4 {
+			n = int(binary.BigEndian.Uint32(v)) + 1
+		}
+		return b.Put(key, binary.BigEndian.AppendUint32(nil, uint32(n)))
+	})
+	return n, err
+}
+
+// ClearSoftBounces forgets a contact's soft bounces on a channel (a message was delivered).
+func (s *Store) ClearSoftBounces(ctx context.Context, ws, contactID, channel string) error {
+	db, err := s.Workspace(ws)
+	if err != nil {
+		return err
+	}
+	key := tagKey(contactID, channel)
+	var found bool
+	_ = db.View(func(tx *bolt.Tx) error { found = tx.Bucket(bucketSoftBounces).Get(key) != nil; return nil })
+	if !found {
+		return nil // the usual case: no write
+	}
+	return db.Update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketSoftBounces).Delete(key) })
+}
+
+// ForgetSends deletes a contact's send log and soft bounce counts (erasure).
 func (s *Store) ForgetSends(ctx context.Context, ws, contactID string) error {
 	db, err := s.Workspace(ws)
 	if err != nil {
@@ -1222,10 +1257,12 @@ func (s *Store) ForgetSends(ctx context.Context, ws, contactID string) error {
 	}
 	prefix := append([]byte(contactID), 0)
 	return db.Update(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketContactSends).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-			if err := c.Delete(); err != nil {
-				return err
+		for _, name := range [][]byte{bucketContactSends, bucketSoftBounces} {
+			c := tx.Bucket(name).Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

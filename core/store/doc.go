@@ -73,6 +73,8 @@
 //	│                           message sent, written with its outbox status; what frequency caps count  (schema 8)
 //	├── campaign_breakdown/     <campaign id> NUL 'v' <variant number> or NUL 'c' <channel> -> JSON campaigns.Counts of
 //	│                           that A/B variant or channel: outcomes (settled messages) and engagement     (schema 10)
+//	├── soft_bounces/           <contact id> NUL <consent channel> -> uint32 big-endian: soft bounces since the last
+//	│                           delivery (past a threshold, consent is withdrawn)                          (schema 11)
 //	├── campaign_counts/        <campaign id> -> JSON campaigns.Counts, changed in the same transaction as every
 //	│                           outbox change, so always exact (planned counts every message ever planned)  (schema 6)
 //	├── outbox/                 <campaign id> NUL <uint32 big-endian run> <contact id> NUL <byte slot> -> the
@@ -152,6 +154,7 @@ var (
 	bucketContactSends      = []byte("contact_sends")
 	bucketOutboxEngagement  = []byte("outbox_engagement")
 	bucketCampaignBreakdown = []byte("campaign_breakdown")
+	bucketSoftBounces       = []byte("soft_bounces")
 	bucketOutbox            = []byte("outbox")
 	bucketOutboxDue         = []byte("outbox_due")
 	bucketOutboxPlan        = []byte("outbox_plan")

@@ -47,6 +47,7 @@ func workspaceMigrations() []migration {
 		{8, "create contact_sends bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketContactSends) }},
 		{9, "create outbox_engagement bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketOutboxEngagement) }},
 		{10, "create campaign_breakdown bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketCampaignBreakdown) }},
+		{11, "create soft_bounces bucket", func(tx *bolt.Tx) error { return createBuckets(tx, bucketSoftBounces) }},
 	}
 }
 
