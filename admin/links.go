@@ -86,11 +86,14 @@ func (s *Server) unsubscribePost(c *fiber.Ctx) error {
 	}
 	args := c.Request().PostArgs()
 	var keep []string
-	if string(args.Peek("preferences")) == "1" {
+	switch {
+	case string(args.Peek("preferences")) == "1":
 		keep = []string{}
 		for _, v := range args.PeekMulti("keep") {
 			keep = append(keep, string(v))
 		}
+	case string(args.Peek("List-Unsubscribe")) != "One-Click":
+		return linkPage(c, fiber.StatusBadRequest, "Nothing was changed.", "Use the unsubscribe button of the page.")
 	}
 	err := s.deps.Campaigns.Unsubscribe(c.UserContext(), strings.Clone(c.Params("ws")), strings.Clone(c.Params("msg")), c.Params("sig"), keep)
 	if errors.Is(err, campaigns.ErrBadLink) {

@@ -147,9 +147,10 @@ type VariantStats struct {
 	Name   string `json:"name"`
 	Counts Counts `json:"counts"`
 	// Rates per message sent: opens and clicks (unique), clicks per open.
-	OpenRate    float64 `json:"open_rate"`
-	ClickRate   float64 `json:"click_rate"`
-	ClickToOpen float64 `json:"click_to_open"`
+	OpenRate       float64 `json:"open_rate"`
+	ClickRate      float64 `json:"click_rate"`
+	ClickToOpen    float64 `json:"click_to_open"`
+	ConversionRate float64 `json:"conversion_rate"`
 }
 
 // Stats are a campaign's results, in total, by variant and by channel.
@@ -216,7 +217,8 @@ func (s *Service) Stats(ctx context.Context, ws, id string) (Stats, error) {
 	for i, v := range c.Variants {
 		counts := variants[i+1]
 		r := ratesOf(counts)
-		st.Variants = append(st.Variants, VariantStats{Name: v.Name, Counts: counts, OpenRate: r.OpenRate, ClickRate: r.ClickRate, ClickToOpen: r.ClickToOpen})
+		st.Variants = append(st.Variants, VariantStats{Name: v.Name, Counts: counts, OpenRate: r.OpenRate, ClickRate: r.ClickRate,
+			ClickToOpen: r.ClickToOpen, ConversionRate: r.ConversionRate})
 	}
 	if c.Winner != "" {
 		// The test's result, as it stood when the winner was chosen.

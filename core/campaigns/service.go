@@ -167,12 +167,20 @@ func (in Input) apply(c *Campaign) {
 	}
 	if in.Audience != nil {
 		c.Audience = *in.Audience
+		if c.Audience.Include == nil {
+			c.Audience.Include = []string{} // shown as [], never null
+		}
 	}
 	if in.Strategy != nil {
 		c.Strategy = *in.Strategy
 	}
 	if in.Channels != nil {
 		c.Channels = *in.Channels
+		for i := range c.Channels {
+			if c.Channels[i].Content == nil {
+				c.Channels[i].Content = map[string]string{}
+			}
+		}
 	}
 	if in.Schedule != nil {
 		c.Schedule = *in.Schedule
