@@ -15,6 +15,7 @@ import (
 	"github.com/crosscast/crosscast/admin"
 	"github.com/crosscast/crosscast/core/campaigns"
 	"github.com/crosscast/crosscast/core/contacts"
+	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/crosscast/crosscast/plugins/manager"
 	"github.com/hashicorp/go-hclog"
 )
@@ -35,6 +36,9 @@ func newCampaignFixture(t *testing.T) *fixture {
 		Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
 			_, err := f.deps.Contacts.SetConsent(ctx, ws, id, channel, st, source)
 			return err
+		},
+		Rules: func(context.Context, string) (workspaces.CampaignRules, error) {
+			return workspaces.CampaignRules{Topics: []workspaces.Topic{{ID: "newsletter", Name: "The newsletter"}}}, nil
 		}})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := svc.Start(ctx, []string{"acme", "globex", "managed"}); err != nil {

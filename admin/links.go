@@ -85,17 +85,20 @@ func (s *Server) unsubscribePost(c *fiber.Ctx) error {
 		return linkPage(c, fiber.StatusNotFound, "This link is not valid.", "")
 	}
 	args := c.Request().PostArgs()
-	var keep []string
+	var keep, keepTopics []string
 	switch {
 	case string(args.Peek("preferences")) == "1":
-		keep = []string{}
+		keep, keepTopics = []string{}, []string{}
 		for _, v := range args.PeekMulti("keep") {
 			keep = append(keep, string(v))
+		}
+		for _, v := range args.PeekMulti("topic") {
+			keepTopics = append(keepTopics, string(v))
 		}
 	case string(args.Peek("List-Unsubscribe")) != "One-Click":
 		return linkPage(c, fiber.StatusBadRequest, "Nothing was changed.", "Use the unsubscribe button of the page.")
 	}
-	err := s.deps.Campaigns.Unsubscribe(c.UserContext(), strings.Clone(c.Params("ws")), strings.Clone(c.Params("msg")), c.Params("sig"), keep)
+	err := s.deps.Campaigns.Unsubscribe(c.UserContext(), strings.Clone(c.Params("ws")), strings.Clone(c.Params("msg")), c.Params("sig"), keep, keepTopics)
 	if errors.Is(err, campaigns.ErrBadLink) {
 		return linkPage(c, fiber.StatusNotFound, "This link is not valid.", "It may have been cut or altered.")
 	}
@@ -128,10 +131,12 @@ var messageTemplate = template.Must(template.New("message").Parse(`<!doctype htm
 var preferencesTemplate = template.Must(template.New("preferences").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>Your subscriptions</title>` + pageStyle + `</head>
 <body><h1>Your subscriptions</h1>
-<p>You got “{{.Campaign}}” by {{.Channel}}.</p>
+<p>You got “{{.Campaign}}” by {{.Channel}}{{if .Topic}}, about {{.Topic}}{{end}}.</p>
 <form method="post"><input type="hidden" name="preferences" value="1">
 <p>Keep getting messages by (untick to unsubscribe):</p>
 {{range .Consent}}{{if .Subscribed}}<label><input type="checkbox" name="keep" value="{{.Channel}}" checked> {{.Channel}}</label>
+{{end}}{{end}}{{if .Topics}}<p>About:</p>
+{{range .Topics}}<label><input type="checkbox" name="topic" value="{{.ID}}"{{if .Subscribed}} checked{{end}}> {{.Name}}</label>
 {{end}}{{end}}<button type="submit">Save</button></form>
-<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe from {{.Channel}}</button></form>
+<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe from {{if .Topic}}{{.Topic}}{{else}}{{.Channel}}{{end}}</button></form>
 </body></html>`))

@@ -67,7 +67,8 @@ func TestMessageLinksOverHTTP(t *testing.T) {
 		t.Fatalf("pixel of another workspace: %d", code)
 	}
 	code, _, body := get(unsubscribe)
-	if code != 200 || !strings.Contains(body, "“Sale”") || !strings.Contains(body, `value="sms" checked`) {
+	if code != 200 || !strings.Contains(body, "“Sale”") || !strings.Contains(body, `value="sms" checked`) ||
+		!strings.Contains(body, `name="topic" value="newsletter" checked> The newsletter`) {
 		t.Fatalf("preference page: %d %s", code, body)
 	}
 	req := httptest.NewRequest("POST", unsubscribe, strings.NewReader("List-Unsubscribe=One-Click"))

@@ -219,6 +219,10 @@ func runServer(ctx context.Context, releaseSignals func(), cfg *config.Config, l
 			_, err := contactSvc.SetConsent(ctx, ws, id, channel, status, source)
 			return err
 		},
+		SetAttributes: func(ctx context.Context, ws, id string, attrs map[string]any, source string) error {
+			_, err := contactSvc.Update(ctx, ws, id, contacts.Fields{Attributes: attrs}, source)
+			return err
+		},
 	})
 	defer func() { stopCampaigns(); campSvc.Close() }() // covers early returns; the shutdown below does it first
 	stream.Subscribe(campSvc.OnChange)                  // events trigger campaigns

@@ -68,11 +68,14 @@ type Campaign struct {
 	StrictVariables bool `json:"strict_variables,omitempty"`
 	// Transactional messages go to every contact who has not unsubscribed from the channel; marketing messages
 	// (the default) only to those who subscribed.
-	Transactional bool       `json:"transactional,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-	LaunchedAt    *time.Time `json:"launched_at,omitempty"`
-	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	Transactional bool `json:"transactional,omitempty"`
+	// Topic is the workspace topic (settings.campaigns.topics) the campaign is about: contacts who unsubscribed
+	// from it do not get it, and its one-click unsubscribe drops the topic rather than the channel.
+	Topic      string     `json:"topic,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	LaunchedAt *time.Time `json:"launched_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// Runs is the number of audience passes planned so far (one for a one-off campaign).
 	Runs int `json:"runs"`
 	// NextRunAt is when the next run will be planned (scheduled or recurring campaigns).

@@ -719,6 +719,10 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][][]namedTemplat
 				continue
 			}
 		}
+		if c.Topic != "" && !c.Transactional && unsubscribedFrom(&ct, c.Topic) {
+			m.Status, m.Error = Skipped, fmt.Sprintf("unsubscribed from topic %q", c.Topic)
+			continue
+		}
 		slot, to, why := r.pick(c, m.Slot, &ct)
 		if slot < 0 {
 			m.Status, m.Error = Skipped, why

@@ -789,10 +789,10 @@ func TestLinksUnsubscribeOpensAndClicks(t *testing.T) {
 	if err != nil || p.Campaign != "Links" || p.Channel != "email" || len(p.Consent) != 2 {
 		t.Fatalf("preferences %+v, %v", p, err)
 	}
-	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), nil); err != nil {
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), nil); err != nil { // again: counted once
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), nil, nil); err != nil { // again: counted once
 		t.Fatal(err)
 	}
 	v, _ := w.camp.Get(ctx, "acme", c.ID)
@@ -804,7 +804,7 @@ func TestLinksUnsubscribeOpensAndClicks(t *testing.T) {
 		t.Fatalf("consent after the one-click unsubscribe: %v, %v", after.Consent, err)
 	}
 	// The preference page's form keeps only what is ticked: nothing here, so sms goes too.
-	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), []string{}); err != nil {
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID, sig(unsub), []string{}, []string{}); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := w.cs.Get(ctx, "acme", ana.ID); after.ConsentOn("sms") != contacts.Unsubscribed {
@@ -1031,5 +1031,68 @@ func TestSoftBouncesInARowWithdrawConsent(t *testing.T) {
 	feedback("bounced", ids[3], mended)
 	if consent(mended).Status != sub {
 		t.Fatalf("withdrawn although a delivery came between: %+v", consent(mended))
+	}
+}
+
+func TestTopics(t *testing.T) {
+	links := campaigns.NewLinks("https://cc.example.com", []byte("0123456789abcdef0123456789abcdef"))
+	var w *world
+	w = newWorld(t, campaigns.Options{Links: links,
+		Rules: func(context.Context, string) (workspaces.CampaignRules, error) {
+			return workspaces.CampaignRules{Topics: []workspaces.Topic{{ID: "newsletter", Name: "The newsletter"}, {ID: "offers", Name: "Offers"}}}, nil
+		},
+		Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
+			_, err := w.cs.SetConsent(ctx, ws, id, channel, st, source)
+			return err
+		},
+		SetAttributes: func(ctx context.Context, ws, id string, attrs map[string]any, source string) error {
+			_, err := w.cs.Update(ctx, ws, id, contacts.Fields{Attributes: attrs}, source)
+			return err
+		}})
+	ctx := context.Background()
+	out := w.contact("out@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR", "unsubscribed_topics": []string{"newsletter"}})
+	in := w.contact("in@example.com", "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	seg := w.segment("France", `country = "FR"`)
+	bad := emailCampaign("Unknown topic", seg)
+	bad.Topic = ptr("sports")
+	if _, err := w.camp.Create(ctx, "acme", bad, "test"); !isInvalid(err, "topic") {
+		t.Fatalf("an unknown topic: %v", err)
+	}
+	news := emailCampaign("News", seg)
+	news.Topic = ptr("newsletter")
+	c := w.create(news)
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v := w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if v.Progress.Sent != 1 || v.Progress.Skipped != 1 {
+		t.Fatalf("progress %+v", v.Progress)
+	}
+	skipped, _, _ := w.camp.Messages(ctx, "acme", c.ID, campaigns.Skipped, "", 10)
+	if len(skipped) != 1 || skipped[0].Contact != out.ID || skipped[0].Error != `unsubscribed from topic "newsletter"` {
+		t.Fatalf("skipped %+v", skipped)
+	}
+	m := campaigns.Message{Campaign: c.ID, Run: 1, Contact: in.ID}
+	unsub := links.Unsubscribe("acme", m.ID())
+	sig := unsub[strings.LastIndex(unsub, "/")+1:]
+	p, err := w.camp.Preferences(ctx, "acme", m.ID(), sig)
+	if err != nil || p.Topic != "The newsletter" || len(p.Topics) != 2 || !p.Topics[0].Subscribed || !p.Topics[1].Subscribed {
+		t.Fatalf("preferences %+v, %v", p, err)
+	}
+	// One click drops the campaign's topic, not the channel.
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID(), sig, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := w.cs.Get(ctx, "acme", in.ID)
+	if got.ConsentOn("email") != sub || fmt.Sprint(got.Attributes["unsubscribed_topics"].List) != "[newsletter]" {
+		t.Fatalf("after one click: consent %v, topics %+v", got.ConsentOn("email"), got.Attributes["unsubscribed_topics"])
+	}
+	// The page's form keeps the email channel and only the offers.
+	if err := w.camp.Unsubscribe(ctx, "acme", m.ID(), sig, []string{"email"}, []string{"newsletter"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = w.cs.Get(ctx, "acme", in.ID)
+	if got.ConsentOn("email") != sub || fmt.Sprint(got.Attributes["unsubscribed_topics"].List) != "[offers]" {
+		t.Fatalf("after the form: consent %v, topics %+v", got.ConsentOn("email"), got.Attributes["unsubscribed_topics"])
 	}
 }

@@ -88,6 +88,9 @@ type Options struct {
 	Links *Links
 	// Consent changes a contact's consent (the contacts service's SetConsent), for unsubscribe links.
 	Consent func(ctx context.Context, ws, contactID, channel string, status contacts.ConsentStatus, source string) error
+	// SetAttributes writes attributes of a contact (the contacts service's Update): the preference page's
+	// unsubscribed_topics.
+	SetAttributes func(ctx context.Context, ws, contactID string, attrs map[string]any, source string) error
 }
 
 func (o Options) withDefaults() Options {
@@ -159,6 +162,7 @@ type Input struct {
 	Transactional   *bool      `json:"transactional"`
 	Variants        *[]Variant `json:"variants"`
 	Test            *Test      `json:"test"`
+	Topic           *string    `json:"topic"`
 }
 
 func (in Input) apply(c *Campaign) {
@@ -199,6 +203,9 @@ func (in Input) apply(c *Campaign) {
 	}
 	if in.Variants != nil {
 		c.Variants = *in.Variants
+	}
+	if in.Topic != nil {
+		c.Topic = *in.Topic
 	}
 	if in.Test != nil {
 		c.Test = in.Test
@@ -243,6 +250,9 @@ func (s *Service) Create(ctx context.Context, ws string, in Input, actor string)
 		return View{}, errs.Invalid("name", "is required")
 	}
 	if err := c.validate(s.channelInfo); err != nil {
+		return View{}, err
+	}
+	if err := s.checkTopic(ctx, ws, c); err != nil {
 		return View{}, err
 	}
 	if err := s.store.PutCampaign(ctx, ws, c, s.entry("created", actor, "")); err != nil {
@@ -320,6 +330,9 @@ func (s *Service) Update(ctx context.Context, ws, id string, in Input, actor str
 	if err := c.validate(s.channelInfo); err != nil {
 		return View{}, err
 	}
+	if err := s.checkTopic(ctx, ws, c); err != nil {
+		return View{}, err
+	}
 	c.UpdatedAt = s.now().UTC()
 	if err := s.store.PutCampaign(ctx, ws, c, s.entry("edited", actor, "")); err != nil {
 		return View{}, err
@@ -361,6 +374,9 @@ func (s *Service) Launch(ctx context.Context, ws, id, actor string) (View, error
 		return View{}, err
 	}
 	if err := c.readyToLaunch(s.channelInfo); err != nil {
+		return View{}, err
+	}
+	if err := s.checkTopic(ctx, ws, c); err != nil {
 		return View{}, err
 	}
 	if t := c.Schedule.Trigger; t != nil && t.Segment != "" {
@@ -407,6 +423,32 @@ func (s *Service) Launch(ctx context.Context, ws, id, actor string) (View, error
 	}
 	s.engine.watch(ws, id)
 	return s.view(ctx, ws, c)
+}
+
+// checkTopic refuses a campaign topic the workspace does not have.
+func (s *Service) checkTopic(ctx context.Context, ws string, c Campaign) error {
+	if c.Topic == "" {
+		return nil
+	}
+	topics, err := s.topics(ctx, ws)
+	if err != nil {
+		return err
+	}
+	for _, t := range topics {
+		if t.ID == c.Topic {
+			return nil
+		}
+	}
+	return errs.Invalid("topic", "the workspace has no topic %q (settings.campaigns.topics)", c.Topic)
+}
+
+// topics are the workspace's topics.
+func (s *Service) topics(ctx context.Context, ws string) ([]workspaces.Topic, error) {
+	if s.opts.Rules == nil {
+		return nil, nil
+	}
+	r, err := s.opts.Rules(ctx, ws)
+	return r.Topics, err
 }
 
 // first is when a launched schedule's first run is.

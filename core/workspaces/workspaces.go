@@ -61,6 +61,15 @@ type CampaignRules struct {
 	FrequencyCap *FrequencyCap `json:"frequency_cap,omitempty"`
 	// QuietHours holds messages back at night, in each contact's timezone.
 	QuietHours *QuietHours `json:"quiet_hours,omitempty"`
+	// Topics are what contacts can unsubscribe from one by one on the preference page (a newsletter, offers), each
+	// campaign naming its topic; a contact's unsubscribed topics are its unsubscribed_topics attribute.
+	Topics []Topic `json:"topics,omitempty"`
+}
+
+// Topic is a subject of campaigns contacts can opt out of.
+type Topic struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // FrequencyCap is at most Messages in any Period ("7d", "24h").
@@ -117,6 +126,19 @@ func (st Settings) Validate(v *errs.ValidationError) {
 		}
 		if _, err := period.Parse(fc.Period); err != nil {
 			v.Add("settings.campaigns.frequency_cap.period", "%s", err.Error())
+		}
+	}
+	if len(st.Campaigns.Topics) > 50 {
+		v.Add("settings.campaigns.topics", "at most 50 topics")
+	}
+	topicIDs := map[string]bool{}
+	for i, t := range st.Campaigns.Topics {
+		if !channelPattern.MatchString(t.ID) || topicIDs[t.ID] {
+			v.Add(fmt.Sprintf("settings.campaigns.topics.%d.id", i), "%q is not a unique topic id: 1-32 lower-case letters, digits, _ or -", t.ID)
+		}
+		topicIDs[t.ID] = true
+		if t.Name == "" || len(t.Name) > 100 {
+			v.Add(fmt.Sprintf("settings.campaigns.topics.%d.name", i), "is required: 1-100 bytes")
 		}
 	}
 	if q := st.Campaigns.QuietHours; q != nil {
