@@ -139,11 +139,18 @@ func bundledGrants(name string) *config.Grants {
 	return nil
 }
 
-// DefaultSpecs are the plugin blocks in force when the operator declares none: every bundled plugin under its own
-// name, with the default limits and the grants it needs.
+// needsOperator lists the bundled plugins that cannot run without the operator's configuration (a relay, a
+// provider's account): they run only when a plugin block declares them.
+var needsOperator = map[string]bool{"email-smtp": true}
+
+// DefaultSpecs are the plugin blocks in force when the operator declares none: every bundled plugin that needs no
+// configuration under its own name, with the default limits and the grants it needs.
 func DefaultSpecs() []config.Plugin {
 	var specs []config.Plugin
 	for _, name := range bundled.Names() {
+		if needsOperator[name] {
+			continue
+		}
 		spec := config.Plugin{Name: name, Source: "builtin:" + name, Pool: 2, TimeoutDur: 5 * time.Second, MemoryBytes: 64 << 20}
 		spec.Grants = bundledGrants(name)
 		specs = append(specs, spec)

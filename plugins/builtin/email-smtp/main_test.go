@@ -1,0 +1,118 @@
+package main
+
+import (
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"strings"
+	"testing"
+
+	"github.com/crosscast/crosscast/sdk"
+	"github.com/crosscast/crosscast/sdk/plugintest"
+	"github.com/crosscast/crosscast/sdk/wire"
+)
+
+func host(t *testing.T) *plugintest.Host {
+	return plugintest.New(t, plugintest.Options{Config: `from = "Acme News <news@acme.example>"
+reply_to = "help@acme.example"`, Grants: plugintest.Grants{SMTP: true}})
+}
+
+func message(id, to string, fields map[string]string, headers ...wire.Pair) sdk.Message {
+	return sdk.Message{ID: id, IdempotencyKey: id, To: to, Fields: wire.PairsOf(fields), Headers: headers}
+}
+
+func TestBuildsAStandardMessage(t *testing.T) {
+	h := host(t)
+	res := h.Send(message("cmp_1.1.c1.0", "Ana <ana@example.com>", map[string]string{
+		"subject":   "Ça va? Your -20% ✓",
+		"preheader": "Only this week",
+		"html":      "<p>Hello Ana,</p><p>" + strings.Repeat("long line ", 20) + "</p>",
+		"text":      "Hello Ana,\nsee you",
+	}, wire.Pair{Key: "List-Unsubscribe", Value: "<https://cc.example.com/u/acme/x/y>"},
+		wire.Pair{Key: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click"}))
+	if len(res) != 1 || res[0].Status != sdk.Delivered || !strings.HasSuffix(res[0].ProviderID, "@acme.example>") {
+		t.Fatalf("results %+v", res)
+	}
+	mails := h.Mails()
+	if len(mails) != 1 || mails[0].From != "news@acme.example" || len(mails[0].To) != 1 || mails[0].To[0] != "ana@example.com" {
+		t.Fatalf("envelope %+v", mails)
+	}
+	if strings.Contains(strings.ReplaceAll(mails[0].Data, "\r\n", ""), "\n") {
+		t.Fatal("a bare LF in the message: every line must end with CRLF")
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(mails[0].Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil || subject != "Ça va? Your -20% ✓" {
+		t.Fatalf("subject %q, %v (raw %q)", subject, err, msg.Header.Get("Subject"))
+	}
+	for name, want := range map[string]string{
+		"From": `"Acme News" <news@acme.example>`, "To": `"Ana" <ana@example.com>`, "Reply-To": "<help@acme.example>",
+		"MIME-Version": "1.0", "List-Unsubscribe": "<https://cc.example.com/u/acme/x/y>",
+		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "X-Crosscast-Message-ID": "cmp_1.1.c1.0",
+		"Date": "Thu, 01 Jan 2026 00:00:00 +0000", // plugintest.DefaultNow
+	} {
+		if got := msg.Header.Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if id := msg.Header.Get("Message-ID"); id != res[0].ProviderID {
+		t.Errorf("Message-ID %q, provider id %q", id, res[0].ProviderID)
+	}
+	mediaType, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mediaType != "multipart/alternative" {
+		t.Fatalf("content type %q, %v", mediaType, err)
+	}
+	parts := multipart.NewReader(msg.Body, params["boundary"])
+	var got []string
+	for {
+		p, err := parts.NextPart() // decodes quoted-printable
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(p)
+		got = append(got, p.Header.Get("Content-Type")+": "+string(body))
+	}
+	if len(got) != 2 || got[0] != "text/plain; charset=utf-8: Hello Ana,\r\nsee you" ||
+		!strings.HasPrefix(got[1], `text/html; charset=utf-8: <div style="display:none;max-height:0;overflow:hidden;mso-hide:all">Only this week</div><p>Hello Ana,</p>`) {
+		t.Fatalf("parts %q", got)
+	}
+}
+
+func TestRelayAnswersAndBadInput(t *testing.T) {
+	h := host(t)
+	h.RefuseMail("gone@example.com", 550, "5.1.1 no such user")
+	h.RefuseMail("full@example.com", 452, "4.2.2 mailbox full")
+	res := h.Send(
+		message("m1", "gone@example.com", map[string]string{"subject": "x", "text": "x"}),
+		message("m2", "full@example.com", map[string]string{"subject": "x", "text": "x"}),
+		message("m3", "not an address", map[string]string{"subject": "x", "text": "x"}),
+		message("m4", "ok@example.com", map[string]string{"subject": "no body"}),
+		message("m5", "ok@example.com", map[string]string{"subject": "x", "text": "x"}, wire.Pair{Key: "X-Evil", Value: "a\r\nBcc: victim@example.com"}),
+		message("m6", "ok@example.com", map[string]string{"subject": "Line\r\nBcc: victim@example.com", "text": "x", "from": "Sales <sales@acme.example>"}),
+	)
+	want := []sdk.Status{sdk.Failed, sdk.Retry, sdk.Failed, sdk.Failed, sdk.Failed, sdk.Delivered}
+	for i, r := range res {
+		if r.Status != want[i] {
+			t.Errorf("%s: %v (%s), want %v", r.ID, r.Status, r.Error, want[i])
+		}
+	}
+	mails := h.Mails()
+	last := mails[len(mails)-1].Data
+	if strings.Contains(last, "\r\nBcc:") || !strings.Contains(last, "From: \"Sales\" <sales@acme.example>\r\n") {
+		t.Fatalf("header injection or from: %s", last)
+	}
+}
+
+func TestConfigIsChecked(t *testing.T) {
+	_, err := plugintest.Load(t, plugintest.Options{Config: `from = "nobody"`, Grants: plugintest.Grants{SMTP: true}})
+	if err == nil || !strings.Contains(err.Error(), "from") {
+		t.Fatalf("a bad from: %v", err)
+	}
+}
