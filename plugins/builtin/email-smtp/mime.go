@@ -15,7 +15,7 @@ import (
 
 // build returns the message as RFC 5322 text with CRLF line ends, and its recipient.
 func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
-	to, err := mail.ParseAddress(m.To)
+	to, err := parseAddress(m.To)
 	if err != nil {
 		return nil, "", fmt.Errorf("to: %q is not an address", m.To)
 	}
@@ -44,6 +44,8 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 		html = `<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">` + escapeHTML(pre) + `</div>` + html
 	}
 	var b bytes.Buffer
+	b.Grow(len(html) + len(text) + 1024)
+	sum := hash(m.ID)
 	header := func(name, value string) {
 		b.WriteString(name)
 		b.WriteString(": ")
@@ -57,7 +59,7 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	}
 	header("Subject", encodeHeader(subject))
 	header("Date", call.Now.UTC().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
-	header("Message-ID", messageID(m.ID, c.domain))
+	header("Message-ID", "<"+sum[:32]+"@"+c.domain+">")
 	header("MIME-Version", "1.0")
 	header("X-Crosscast-Message-ID", m.ID)
 	for _, h := range m.Headers {
@@ -68,27 +70,22 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	}
 	switch {
 	case html != "" && text != "":
-		boundary := "=_" + hash(m.ID)[:24]
+		boundary := "=_" + sum[:24]
 		header("Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 		b.WriteString("\r\n")
 		for _, part := range []struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
 			b.WriteString("--" + boundary + "\r\n")
 			b.WriteString("Content-Type: " + part.typ + "; charset=utf-8\r\n")
-			b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-			writeQP(&b, part.body)
+			writeBody(&b, part.body, func(name, value string) { b.WriteString(name + ": " + value + "\r\n") })
 			b.WriteString("\r\n")
 		}
 		b.WriteString("--" + boundary + "--\r\n")
 	case html != "":
 		header("Content-Type", "text/html; charset=utf-8")
-		header("Content-Transfer-Encoding", "quoted-printable")
-		b.WriteString("\r\n")
-		writeQP(&b, html)
+		writeBody(&b, html, header)
 	default:
 		header("Content-Type", "text/plain; charset=utf-8")
-		header("Content-Transfer-Encoding", "quoted-printable")
-		b.WriteString("\r\n")
-		writeQP(&b, text)
+		writeBody(&b, text, header)
 	}
 	return b.Bytes(), to.Address, nil
 }
@@ -102,6 +99,61 @@ func encodeHeader(s string) string {
 		}
 	}
 	return s
+}
+
+// writeBody writes a body's Content-Transfer-Encoding header, the blank line, and the body: as it is (7bit, line
+// ends made CRLF) when it is ASCII with short lines, the common case and the cheap one; quoted-printable otherwise.
+func writeBody(b *bytes.Buffer, body string, header func(name, value string)) {
+	if plain7bit(body) {
+		header("Content-Transfer-Encoding", "7bit")
+		b.WriteString("\r\n")
+		for len(body) > 0 {
+			i := strings.IndexByte(body, '\n')
+			if i < 0 {
+				b.WriteString(body)
+				break
+			}
+			b.WriteString(strings.TrimSuffix(body[:i], "\r"))
+			b.WriteString("\r\n")
+			body = body[i+1:]
+		}
+		return
+	}
+	header("Content-Transfer-Encoding", "quoted-printable")
+	b.WriteString("\r\n")
+	writeQP(b, body)
+}
+
+// plain7bit tells whether body is ASCII without NUL or lone CR, in lines of at most 998 bytes (RFC 5322).
+func plain7bit(body string) bool {
+	line := 0
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c >= 0x80 || c == 0:
+			return false
+		case c == '\r':
+			if i+1 >= len(body) || body[i+1] != '\n' {
+				return false
+			}
+		case c == '\n':
+			line = 0
+			continue
+		}
+		if line++; line > 998 {
+			return false
+		}
+	}
+	return true
+}
+
+// parseAddress reads an address: a plain one (what the host gives for contacts) without the cost of a full
+// parse, anything else with net/mail.
+func parseAddress(s string) (*mail.Address, error) {
+	at := strings.IndexByte(s, '@')
+	if at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " <>\"()[],;:\\\r\n\t") && strings.Count(s, "@") == 1 {
+		return &mail.Address{Address: s}, nil
+	}
+	return mail.ParseAddress(s)
 }
 
 // writeQP writes body quoted-printable, with CRLF line ends.
