@@ -141,7 +141,7 @@ func bundledGrants(name string) *config.Grants {
 
 // needsOperator lists the bundled plugins that cannot run without the operator's configuration (a relay, a
 // provider's account): they run only when a plugin block declares them.
-var needsOperator = map[string]bool{"email-smtp": true, "webhook": true}
+var needsOperator = map[string]bool{"email-smtp": true, "sms-http": true, "webhook": true}
 
 // DefaultSpecs are the plugin blocks in force when the operator declares none: every bundled plugin that needs no
 // configuration under its own name, with the default limits and the grants it needs.

@@ -1,0 +1,186 @@
+// Command sms-http is the bundled SMS channel: it sends through an HTTP SMS provider with the host's http
+// capability. It ships the Twilio Messages API (form-encoded To, From, Body, StatusCallback; HTTP Basic with the
+// account SID and auth token). Numbers are checked as E.164 before anything is sent, and each message's length in
+// SMS segments (GSM-7 or UCS-2) is counted in the sms_segments_total metric.
+//
+// Written with the public SDK only. See docs/channels/sms-http.md.
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/crosscast/crosscast/sdk"
+)
+
+func main() {}
+
+func init() {
+	sdk.RegisterChannel(sdk.Manifest{
+		ID: "sms-http", Version: "1.0.0",
+		Capabilities: []string{"http", "secrets", "metrics"},
+		Config: []sdk.ConfigField{
+			{Name: "provider", Type: "string", Description: `"twilio" (the default and, for now, the only preset).`},
+			{Name: "account_sid", Type: "string", Required: true, Description: "The Twilio account SID (AC...)."},
+			{Name: "auth_token", Type: "string", Required: true, Secret: true, Description: "The Twilio auth token."},
+			{Name: "from", Type: "string", Required: true, Description: "The sender: an E.164 number, or a Messaging Service SID (MG...)."},
+			{Name: "status_callback", Type: "string", Description: "Where Twilio posts delivery statuses: this server's /hooks/{workspace}/{plugin}."},
+			{Name: "api_base", Type: "string", Description: "The API's base URL (default https://api.twilio.com): a compatible provider, or a test server."},
+		},
+		Metrics: []sdk.Metric{{Name: "sms_segments_total", Type: "counter", Help: "SMS segments sent (a long or non-GSM message takes several)."}},
+		Channel: &sdk.ChannelSpec{Address: "phone", Consent: "sms", Fields: []sdk.ContentField{
+			{Name: "text", Required: true, Description: "The message."},
+			{Name: "sender", Description: "The sender, replacing the configured one."},
+		}},
+		SelfTests: []sdk.SelfTest{{
+			Name:     "refuses a number that is not E.164, without sending",
+			Messages: []sdk.SelfTestMessage{{ID: "t1", To: "0612345678", Fields: map[string]string{"text": "Hi"}}},
+			Want:     []string{"failed"},
+		}},
+	}, &channel{})
+}
+
+type channel struct {
+	sid, from, callback, base string
+}
+
+var (
+	e164       = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+	accountSID = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+)
+
+func (c *channel) Configure(cfg map[string]any) error {
+	str := func(name string) string { s, _ := cfg[name].(string); return s }
+	if p := str("provider"); p != "" && p != "twilio" {
+		return fmt.Errorf("provider: %q is not a preset (twilio)", p)
+	}
+	c.sid = str("account_sid")
+	if !accountSID.MatchString(c.sid) {
+		return fmt.Errorf("account_sid: %q is not a Twilio account SID (AC and 32 hex digits)", c.sid)
+	}
+	c.from = str("from")
+	if !e164.MatchString(c.from) && !strings.HasPrefix(c.from, "MG") {
+		return fmt.Errorf("from: %q is neither an E.164 number (+33612345678) nor a Messaging Service SID (MG...)", c.from)
+	}
+	c.callback = str("status_callback")
+	c.base = strings.TrimRight(str("api_base"), "/")
+	if c.base == "" {
+		c.base = "https://api.twilio.com"
+	}
+	if u, err := url.Parse(c.base); err != nil || u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("api_base: %q is not an http(s) URL", c.base)
+	}
+	return nil
+}
+
+func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
+	token, ok, err := sdk.Secret("auth_token")
+	if err != nil {
+		return nil, fmt.Errorf("reading the auth token: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("the auth token is missing")
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(c.sid+":"+token))
+	out := make([]sdk.Result, len(msgs))
+	for i, m := range msgs {
+		out[i] = c.send(m, auth)
+	}
+	return out, nil
+}
+
+func (c *channel) send(m sdk.Message, auth string) sdk.Result {
+	r := sdk.Result{ID: m.ID}
+	text := m.Fields.Get("text")
+	switch {
+	case !e164.MatchString(m.To):
+		r.Status, r.Error = sdk.Failed, fmt.Sprintf("%q is not an E.164 number (+33612345678)", m.To)
+		return r
+	case strings.TrimSpace(text) == "":
+		r.Status, r.Error = sdk.Failed, "the text is empty"
+		return r
+	}
+	from := c.from
+	if s := m.Fields.Get("sender"); s != "" {
+		from = s
+	}
+	form := url.Values{"To": {m.To}, "Body": {text}}
+	if strings.HasPrefix(from, "MG") {
+		form.Set("MessagingServiceSid", from)
+	} else {
+		form.Set("From", from)
+	}
+	if c.callback != "" {
+		form.Set("StatusCallback", c.callback)
+	}
+	resp, err := sdk.HTTP(sdk.HTTPRequest{Method: "POST", URL: c.base + "/2010-04-01/Accounts/" + c.sid + "/Messages.json",
+		Body: []byte(form.Encode()), Headers: sdk.Pairs{
+			{Key: "Authorization", Value: auth},
+			{Key: "Content-Type", Value: "application/x-www-form-urlencoded"},
+			{Key: "I-Twilio-Idempotency-Token", Value: m.IdempotencyKey},
+		}})
+	if err != nil {
+		r.Status, r.Error = sdk.Retry, err.Error()
+		return r
+	}
+	var answer struct {
+		SID     string `json:"sid"`
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(resp.Body, &answer)
+	switch {
+	case resp.Status >= 200 && resp.Status < 300 && answer.SID != "":
+		r.Status, r.ProviderID = sdk.Accepted, answer.SID // queued by Twilio: the status callback says delivered
+		_ = sdk.Count("sms_segments_total", float64(Segments(text)))
+	case resp.Status == 429 || resp.Status >= 500:
+		r.Status, r.Error = sdk.Retry, fmt.Sprintf("HTTP %d %d: %s", resp.Status, answer.Code, answer.Message)
+	default:
+		r.Status, r.Error = sdk.Failed, fmt.Sprintf("HTTP %d %d: %s", resp.Status, answer.Code, answer.Message)
+	}
+	return r
+}
+
+// gsm7 holds the characters of the GSM 03.38 default alphabet; gsm7Ext those its extension table encodes with an
+// escape (two septets).
+const (
+	gsm7    = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+	gsm7Ext = "^{}\\[~]|€\f"
+)
+
+// Segments is the number of SMS a text takes: GSM-7 (160 septets, 153 per part when split) when every character is
+// in the GSM alphabet, else UCS-2 (70 UTF-16 units, 67 per part).
+func Segments(text string) int {
+	septets, gsm := 0, true
+	for _, r := range text {
+		switch {
+		case strings.ContainsRune(gsm7, r):
+			septets++
+		case strings.ContainsRune(gsm7Ext, r):
+			septets += 2
+		default:
+			gsm = false
+		}
+	}
+	if gsm {
+		if septets <= 160 {
+			return 1
+		}
+		return (septets + 152) / 153
+	}
+	units := 0
+	for _, r := range text {
+		units++
+		if r > 0xFFFF {
+			units++ // a surrogate pair
+		}
+	}
+	if units <= 70 {
+		return 1
+	}
+	return (units + 66) / 67
+}
