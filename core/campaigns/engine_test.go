@@ -1096,3 +1096,21 @@ func TestTopics(t *testing.T) {
 		t.Fatalf("after the form: consent %v, topics %+v", got.ConsentOn("email"), got.Attributes["unsubscribed_topics"])
 	}
 }
+
+func TestStopReplyWithdrawsSMSConsent(t *testing.T) {
+	var w *world
+	w = newWorld(t, campaigns.Options{Consent: func(ctx context.Context, ws, id, channel string, st contacts.ConsentStatus, source string) error {
+		_, err := w.cs.SetConsent(ctx, ws, id, channel, st, source)
+		return err
+	}})
+	ctx := context.Background()
+	ana := w.contact("ana@example.com", "+33612345678", map[string]contacts.ConsentStatus{"email": sub, "sms": sub}, nil)
+	if err := w.camp.Feedback(ctx, "acme", "sms", []campaigns.Feedback{{Type: "unsubscribed", Address: "+33612345678", Detail: "STOP"},
+		{Type: "unsubscribed", Address: "+33699999999"}}); err != nil { // an unknown number: nothing
+		t.Fatal(err)
+	}
+	got, err := w.cs.Get(ctx, "acme", ana.ID)
+	if err != nil || got.ConsentOn("sms") != contacts.Unsubscribed || got.ConsentOn("email") != sub || got.Consent["sms"].Source != "provider unsubscribe" {
+		t.Fatalf("consent after STOP: %+v, %v", got.Consent, err)
+	}
+}

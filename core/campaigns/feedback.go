@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/crosscast/crosscast/core/contacts"
 	"github.com/crosscast/crosscast/core/errs"
@@ -20,6 +21,9 @@ type Feedback struct {
 	Type string
 	// MessageID is the message's id, as the channel got it (its idempotency key).
 	MessageID string
+	// Address is the email address or phone number the event is about: what finds the contact of an event that
+	// names no message (an SMS STOP reply).
+	Address string
 	// Permanent marks a hard bounce.
 	Permanent bool
 	Detail    string
@@ -51,6 +55,9 @@ func (s *Service) Feedback(ctx context.Context, ws, channel string, events []Fee
 
 func (s *Service) feedback(ctx context.Context, ws, channel string, f Feedback) error {
 	if f.MessageID == "" {
+		if f.Type == "unsubscribed" && f.Address != "" {
+			return s.unsubscribeAddress(ctx, ws, channel, f.Address)
+		}
 		return nil // found by the provider's id: not kept yet
 	}
 	m, err := s.store.GetMessage(ctx, ws, f.MessageID)
@@ -121,3 +128,28 @@ func isInvalid(err error) bool {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, errs.ErrNotFound) }
+
+// unsubscribeAddress withdraws, on the channel's consent, the consent of the contact holding an address: an SMS
+// STOP, which names the sender's number and no message.
+func (s *Service) unsubscribeAddress(ctx context.Context, ws, channel, address string) error {
+	info, ok := s.channelInfo(channel)
+	if !ok || info.Consent == "" || s.opts.Consent == nil {
+		return nil
+	}
+	kind := contacts.ByPhone
+	if strings.Contains(address, "@") {
+		kind = contacts.ByEmail
+	}
+	var id string
+	err := s.store.ViewContacts(ctx, ws, func(tx contacts.Tx) error {
+		id, _ = tx.Lookup(kind, address)
+		return nil
+	})
+	if err != nil || id == "" {
+		return err
+	}
+	if err := s.opts.Consent(ctx, ws, id, info.Consent, contacts.Unsubscribed, "provider unsubscribe"); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		return err
+	}
+	return nil
+}

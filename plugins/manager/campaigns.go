@@ -96,7 +96,7 @@ func (f CampaignFeedback) HookEvents(ctx context.Context, workspace, plugin stri
 	}
 	events := make([]campaigns.Feedback, len(reply.ChannelEvents))
 	for i, e := range reply.ChannelEvents {
-		events[i] = campaigns.Feedback{Type: e.Type.String(), MessageID: e.MessageID, Permanent: e.Permanent, Detail: e.Detail}
+		events[i] = campaigns.Feedback{Type: e.Type.String(), MessageID: e.MessageID, Address: e.Address, Permanent: e.Permanent, Detail: e.Detail}
 	}
 	return f.S.Feedback(ctx, workspace, plugin, events)
 }

@@ -7,11 +7,14 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/crosscast/crosscast/sdk"
@@ -115,7 +118,8 @@ func (c *channel) send(m sdk.Message, auth string) sdk.Result {
 		form.Set("From", from)
 	}
 	if c.callback != "" {
-		form.Set("StatusCallback", c.callback)
+		// Our message id rides in the callback's query: Twilio's status callback then names it.
+		form.Set("StatusCallback", withQuery(c.callback, "m", m.ID))
 	}
 	resp, err := sdk.HTTP(sdk.HTTPRequest{Method: "POST", URL: c.base + "/2010-04-01/Accounts/" + c.sid + "/Messages.json",
 		Body: []byte(form.Encode()), Headers: sdk.Pairs{
@@ -183,4 +187,93 @@ func Segments(text string) int {
 		return 1
 	}
 	return (units + 66) / 67
+}
+
+// stopWords are the replies that withdraw SMS consent (Twilio's own, and French, German and Scandinavian ones);
+// config stop_words adds more.
+var stopWords = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET", "ARRÊT", "STOPP"}
+
+// Receive takes Twilio's status callbacks (the message id rides in the callback URL's query) and inbound messages
+// (a stop word withdraws SMS consent), after checking X-Twilio-Signature: base64 HMAC-SHA1, under the auth token,
+// of the URL Twilio called and the form's keys and values sorted by key.
+func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, error) {
+	if c.callback == "" {
+		return sdk.HookReply{Status: 404, Body: []byte("no status_callback is configured")}, nil
+	}
+	token, ok, err := sdk.Secret("auth_token")
+	if err != nil || !ok {
+		return sdk.HookReply{}, fmt.Errorf("reading the auth token: %v", err)
+	}
+	form, err := url.ParseQuery(string(req.Body))
+	if err != nil {
+		return sdk.HookReply{Status: 400, Body: []byte("not a form")}, nil
+	}
+	called := c.callback
+	if i := strings.IndexByte(called, '?'); i >= 0 {
+		called = called[:i]
+	}
+	if req.RawQuery != "" {
+		called += "?" + req.RawQuery
+	}
+	if !hmac.Equal([]byte(req.Headers.Get("X-Twilio-Signature")), []byte(TwilioSignature(token, called, form))) {
+		return sdk.HookReply{Status: 403, Body: []byte("bad signature")}, nil
+	}
+	var events []sdk.ChannelEvent
+	query, _ := url.ParseQuery(req.RawQuery)
+	msgID := query.Get("m")
+	switch status := form.Get("MessageStatus"); {
+	case status == "delivered":
+		events = append(events, sdk.ChannelEvent{Type: sdk.EventDelivered, MessageID: msgID, ProviderID: form.Get("MessageSid"), Address: form.Get("To")})
+	case status == "undelivered" || status == "failed":
+		code := form.Get("ErrorCode")
+		events = append(events, sdk.ChannelEvent{Type: sdk.EventBounced, MessageID: msgID, ProviderID: form.Get("MessageSid"),
+			Address: form.Get("To"), Permanent: permanentCodes[code], Detail: "Twilio error " + code})
+	case status == "" && form.Get("Body") != "":
+		// An inbound message.
+		word := strings.ToUpper(strings.TrimSpace(form.Get("Body")))
+		for _, w := range c.stopWords() {
+			if word == w {
+				events = append(events, sdk.ChannelEvent{Type: sdk.EventUnsubscribed, Address: form.Get("From"), Detail: form.Get("Body")})
+			}
+		}
+		if len(events) == 0 {
+			events = append(events, sdk.ChannelEvent{Type: sdk.EventReplied, Address: form.Get("From"), Detail: form.Get("Body")})
+		}
+	}
+	return sdk.HookReply{Status: 200, Headers: sdk.Pairs{{Key: "Content-Type", Value: "text/xml"}}, Body: []byte("<Response></Response>"), Events: events}, nil
+}
+
+func (c *channel) stopWords() []string { return stopWords }
+
+// permanentCodes are Twilio's error codes for a number that will not work again (unknown, unreachable for good, a
+// landline, blocked).
+var permanentCodes = map[string]bool{"21211": true, "21614": true, "30005": true, "30006": true, "30004": true}
+
+// TwilioSignature is X-Twilio-Signature for a request to fullURL with form.
+func TwilioSignature(token, fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(fullURL)
+	for _, k := range keys {
+		for _, v := range form[k] {
+			b.WriteString(k)
+			b.WriteString(v)
+		}
+	}
+	mac := hmac.New(sha1.New, []byte(token))
+	mac.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// withQuery adds a query parameter to a URL.
+func withQuery(u, key, value string) string {
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + url.QueryEscape(key) + "=" + url.QueryEscape(value)
 }

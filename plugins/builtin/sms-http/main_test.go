@@ -43,7 +43,7 @@ func TestSendsThroughTwilio(t *testing.T) {
 	r := reqs[0]
 	form, err := url.ParseQuery(r.Body)
 	if err != nil || form.Get("To") != "+33612345678" || form.Get("From") != "+33700000000" || form.Get("Body") != "Hello Ana, your code is 1234" ||
-		form.Get("StatusCallback") != "https://cc.example.com/hooks/acme/sms" {
+		form.Get("StatusCallback") != "https://cc.example.com/hooks/acme/sms?m=m1" {
 		t.Fatalf("form %v, %v", form, err)
 	}
 	if r.Header["Authorization"] != "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjp0b2tfc2VjcmV0XzEyMw==" ||
@@ -135,5 +135,62 @@ from = "+33700000000"`,
 		if _, err := plugintest.Load(t, plugintest.Options{Config: cfg, Grants: plugintest.Grants{HTTPHosts: []string{"https://api.twilio.com"}}}); err == nil {
 			t.Errorf("config loaded:\n%s", cfg)
 		}
+	}
+}
+
+type hookIn struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Query   string            `json:"query"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+type hookOut struct {
+	Status uint32 `json:"status"`
+	Events []struct {
+		Type      string `json:"type"`
+		MessageID string `json:"message_id"`
+		Address   string `json:"address"`
+		Detail    string `json:"detail"`
+		Permanent bool   `json:"permanent"`
+	} `json:"events"`
+}
+
+func TestReceiveStatusesAndStop(t *testing.T) {
+	h := host(t)
+	call := func(query string, form url.Values, signWith string) hookOut {
+		t.Helper()
+		full := "https://cc.example.com/hooks/acme/sms"
+		if query != "" {
+			full += "?" + query
+		}
+		var out hookOut
+		err := h.Call("receive", hookIn{Method: "POST", Path: "/hooks/acme/sms", Query: query, Body: form.Encode(),
+			Headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": TwilioSignature(signWith, full, form)}}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	delivered := call("m=cmp_1.1.c1.0", url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}, "To": {"+33612345678"}}, "tok_secret_123")
+	if delivered.Status != 200 || len(delivered.Events) != 1 || delivered.Events[0].Type != "delivered" || delivered.Events[0].MessageID != "cmp_1.1.c1.0" {
+		t.Fatalf("delivered: %+v", delivered)
+	}
+	failed := call("m=cmp_1.1.c2.0", url.Values{"MessageSid": {"SM2"}, "MessageStatus": {"undelivered"}, "ErrorCode": {"30006"}}, "tok_secret_123")
+	if len(failed.Events) != 1 || failed.Events[0].Type != "bounced" || !failed.Events[0].Permanent {
+		t.Fatalf("a landline: %+v", failed)
+	}
+	stop := call("", url.Values{"MessageSid": {"SM3"}, "From": {"+33612345678"}, "Body": {" arret "}}, "tok_secret_123")
+	if len(stop.Events) != 1 || stop.Events[0].Type != "unsubscribed" || stop.Events[0].Address != "+33612345678" {
+		t.Fatalf("STOP: %+v", stop)
+	}
+	reply := call("", url.Values{"MessageSid": {"SM4"}, "From": {"+33612345678"}, "Body": {"thanks!"}}, "tok_secret_123")
+	if len(reply.Events) != 1 || reply.Events[0].Type != "replied" {
+		t.Fatalf("a reply: %+v", reply)
+	}
+	forged := call("m=cmp_1.1.c1.0", url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}}, "not the token")
+	if forged.Status != 403 || len(forged.Events) != 0 {
+		t.Fatalf("a forged callback: %+v", forged)
 	}
 }
