@@ -21,12 +21,14 @@ func main() {}
 func init() {
 	sdk.RegisterChannel(sdk.Manifest{
 		ID: "email-smtp", Version: "1.0.0",
-		Capabilities: []string{"smtp"},
+		Capabilities: []string{"smtp", "secrets"},
 		Config: []sdk.ConfigField{
 			{Name: "from", Type: "string", Required: true, Description: `The default sender: "Acme <news@acme.example>". A campaign's from field replaces it.`},
 			{Name: "reply_to", Type: "string", Description: "The default Reply-To address."},
 			{Name: "return_path", Type: "string", Description: "The envelope sender (MAIL FROM) bounces go to; default: the From address."},
 			{Name: "message_id_domain", Type: "string", Description: "The domain of Message-ID headers; default: the From address's domain."},
+			{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: "mailgun" (delivered, bounces, complaints, unsubscribes); empty: none.`},
+			{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "The provider's webhook signing key (Mailgun: HTTP webhook signing key)."},
 		},
 		Channel: &sdk.ChannelSpec{Address: "email", Consent: "email", Fields: []sdk.ContentField{
 			{Name: "subject", Required: true, Description: "The subject line."},
@@ -46,6 +48,7 @@ func init() {
 
 type channel struct {
 	from, replyTo, returnPath, domain string
+	events                            string
 }
 
 func (c *channel) Configure(cfg map[string]any) error {
@@ -71,6 +74,11 @@ func (c *channel) Configure(cfg map[string]any) error {
 		c.returnPath = a.Address
 	}
 	c.domain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	switch c.events = str("events"); c.events {
+	case "", "mailgun":
+	default:
+		return fmt.Errorf("events: %q is not a provider this channel reads (mailgun)", c.events)
+	}
 	if d := str("message_id_domain"); d != "" {
 		c.domain = d
 	}

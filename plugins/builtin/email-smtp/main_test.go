@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -114,5 +118,56 @@ func TestConfigIsChecked(t *testing.T) {
 	_, err := plugintest.Load(t, plugintest.Options{Config: `from = "nobody"`, Grants: plugintest.Grants{SMTP: true}})
 	if err == nil || !strings.Contains(err.Error(), "from") {
 		t.Fatalf("a bad from: %v", err)
+	}
+}
+
+func TestReceivesMailgunEvents(t *testing.T) {
+	h := plugintest.New(t, plugintest.Options{Config: `from = "news@acme.example"
+events = "mailgun"
+webhook_signing_key = "key-0123456789abcdef"`, Grants: plugintest.Grants{SMTP: true}})
+	// The variables header rides with the message, so that Mailgun's events name it.
+	h.Send(message("cmp_1.1.c1.0", "ana@example.com", map[string]string{"subject": "x", "text": "x"}))
+	if data := h.Mails()[0].Data; !strings.Contains(data, "X-Mailgun-Variables: {\"crosscast_id\":\"cmp_1.1.c1.0\"}\r\n") {
+		t.Fatalf("no variables header:\n%s", data)
+	}
+	event := func(kind, severity, key string) map[string]any {
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte("1795368401" + "tok123"))
+		return map[string]any{
+			"signature":  map[string]string{"timestamp": "1795368401", "token": "tok123", "signature": hex.EncodeToString(mac.Sum(nil))},
+			"event-data": map[string]any{"event": kind, "severity": severity, "recipient": "ana@example.com", "reason": "bounce", "user-variables": map[string]string{"crosscast_id": "cmp_1.1.c1.0"}},
+		}
+	}
+	type out struct {
+		Status uint32 `json:"status"`
+		Events []struct {
+			Type      string `json:"type"`
+			MessageID string `json:"message_id"`
+			Permanent bool   `json:"permanent"`
+		} `json:"events"`
+	}
+	for _, tt := range []struct {
+		kind, severity, key string
+		status              uint32
+		want                string
+		permanent           bool
+	}{
+		{"delivered", "", "key-0123456789abcdef", 200, "delivered", false},
+		{"failed", "permanent", "key-0123456789abcdef", 200, "bounced", true},
+		{"failed", "temporary", "key-0123456789abcdef", 200, "bounced", false},
+		{"complained", "", "key-0123456789abcdef", 200, "complained", false},
+		{"accepted", "", "key-0123456789abcdef", 200, "", false},
+		{"delivered", "", "another key", 403, "", false},
+	} {
+		body, _ := json.Marshal(event(tt.kind, tt.severity, tt.key))
+		var got out
+		if err := h.Call("receive", map[string]any{"method": "POST", "path": "/hooks/acme/email", "body": string(body),
+			"headers": map[string]string{"Content-Type": "application/json"}}, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != tt.status || tt.want == "" && len(got.Events) != 0 ||
+			tt.want != "" && (len(got.Events) != 1 || got.Events[0].Type != tt.want || got.Events[0].MessageID != "cmp_1.1.c1.0" || got.Events[0].Permanent != tt.permanent) {
+			t.Errorf("%s %s (%s): %+v", tt.kind, tt.severity, tt.key, got)
+		}
 	}
 }
