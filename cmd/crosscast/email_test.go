@@ -31,28 +31,49 @@ import (
 // smtpSink is a real SMTP server (emersion/go-smtp over TCP) that counts the messages and connections it gets and
 // keeps the messages when keep is set.
 type smtpSink struct {
-	keep        bool
-	received    atomic.Int64
-	connections atomic.Int64
-	mu          sync.Mutex
-	messages    map[string][]byte // by recipient
+	keep bool
+	// dropEvery, when set, drops the connection at the MAIL command of every dropEvery-th message (before any data:
+	// the client cannot have been told it was accepted); busyEvery answers 451 to every busyEvery-th recipient.
+	dropEvery, busyEvery int64
+	mails, rcpts         atomic.Int64
+	drops, busies        atomic.Int64
+	received             atomic.Int64
+	connections          atomic.Int64
+	mu                   sync.Mutex
+	messages             map[string][]byte // by recipient
 }
 
-func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (s *smtpSink) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	s.connections.Add(1)
-	return &sinkSession{s: s}, nil
+	return &sinkSession{s: s, conn: c}, nil
 }
 
 type sinkSession struct {
-	s  *smtpSink
-	to []string
+	s    *smtpSink
+	conn *smtp.Conn
+	to   []string
 }
 
-func (x *sinkSession) AuthPlain(string, string) error            { return nil }
-func (x *sinkSession) Mail(string, *smtp.MailOptions) error      { return nil }
-func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error { x.to = append(x.to, to); return nil }
-func (x *sinkSession) Reset()                                    { x.to = nil }
-func (x *sinkSession) Logout() error                             { return nil }
+func (x *sinkSession) AuthPlain(string, string) error { return nil }
+func (x *sinkSession) Mail(string, *smtp.MailOptions) error {
+	if n := x.s.mails.Add(1); x.s.dropEvery > 0 && n%x.s.dropEvery == 0 {
+		x.s.drops.Add(1)
+		_ = x.conn.Conn().Close() // the connection dies under the client
+	}
+	return nil
+}
+
+func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if n := x.s.rcpts.Add(1); x.s.busyEvery > 0 && n%x.s.busyEvery == 0 {
+		x.s.busies.Add(1)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	x.to = append(x.to, to)
+	return nil
+}
+
+func (x *sinkSession) Reset()        { x.to = nil }
+func (x *sinkSession) Logout() error { return nil }
 func (x *sinkSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -79,7 +100,7 @@ type emailWorld struct {
 	seg  string
 }
 
-func newEmailWorld(tb testing.TB, n int, keep bool) *emailWorld {
+func newEmailWorld(tb testing.TB, n int, sink *smtpSink) *emailWorld {
 	tb.Helper()
 	ctx := context.Background()
 	log := hclog.NewNullLogger()
@@ -120,7 +141,7 @@ func newEmailWorld(tb testing.TB, n int, keep bool) *emailWorld {
 		tb.Fatal(err)
 	}
 
-	sink := &smtpSink{keep: keep, messages: map[string][]byte{}}
+	sink.messages = map[string][]byte{}
 	srv := smtp.NewServer(sink)
 	srv.Domain, srv.AllowInsecureAuth, srv.MaxRecipients = "localhost", true, 10
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -162,7 +183,7 @@ smtp "relay" {
 		tb.Fatal(err)
 	}
 	svc := campaigns.NewService(st, segs, manager.Campaigns{M: plugins}, log, nil, campaigns.Options{
-		Links: campaigns.NewLinks("http://localhost:8080", linkKey), Workers: 4})
+		Links: campaigns.NewLinks("http://localhost:8080", linkKey), Workers: 4, RetryBase: 50 * time.Millisecond, Tick: 50 * time.Millisecond})
 	run, stop := context.WithCancel(ctx)
 	tb.Cleanup(func() { stop(); svc.Close() })
 	if err := svc.Start(run, []string{"bench"}); err != nil {
@@ -206,7 +227,7 @@ func (w *emailWorld) send(tb testing.TB, name string) campaigns.View {
 // A campaign through the bundled email-smtp channel and the relay pool reaches a real SMTP server: one message per
 // contact, the server's count equal to the outbox's, each message its contact's, with the unsubscribe headers.
 func TestCampaignThroughRealSMTP(t *testing.T) {
-	w := newEmailWorld(t, 300, true)
+	w := newEmailWorld(t, 300, &smtpSink{keep: true})
 	v := w.send(t, "Sale")
 	if v.Status != campaigns.Completed || v.Progress.Sent != 300 || v.Progress.Failed != 0 {
 		t.Fatalf("campaign %s: %+v (%s)", v.Status, v.Progress, v.Reason)
@@ -240,7 +261,7 @@ func BenchmarkCampaignEmail(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("CROSSCAST_BENCH_EMAIL_CONTACTS")); err == nil && v > 0 {
 		n = v
 	}
-	w := newEmailWorld(b, n, false)
+	w := newEmailWorld(b, n, &smtpSink{})
 	b.ResetTimer()
 	for i := range b.N {
 		v := w.send(b, fmt.Sprint("Bench ", i))
@@ -254,4 +275,24 @@ func BenchmarkCampaignEmail(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(w.sink.connections.Load()), "connections")
+}
+
+// The relay's connection dies under it now and then (before a message's data), and the server answers 451 to some
+// recipients: every contact still gets exactly one message, the 4xx ones after a retry.
+func TestRealSMTPDropsAndTemporaryFailures(t *testing.T) {
+	w := newEmailWorld(t, 300, &smtpSink{keep: true, dropEvery: 37, busyEvery: 29})
+	v := w.send(t, "Bumpy")
+	if v.Status != campaigns.Completed || v.Progress.Sent != 300 || v.Progress.Failed != 0 {
+		t.Fatalf("campaign %s: %+v (%s)", v.Status, v.Progress, v.Reason)
+	}
+	w.sink.mu.Lock()
+	got := len(w.sink.messages)
+	w.sink.mu.Unlock()
+	if got != 300 || w.sink.received.Load() != 300 {
+		t.Fatalf("%d recipients got %d messages, want 300 each once", got, w.sink.received.Load())
+	}
+	if w.sink.drops.Load() == 0 || w.sink.busies.Load() == 0 {
+		t.Fatalf("the test dropped %d connections and refused %d recipients: it tested nothing", w.sink.drops.Load(), w.sink.busies.Load())
+	}
+	t.Logf("%d connections dropped, %d recipients answered 451, %d connections in all", w.sink.drops.Load(), w.sink.busies.Load(), w.sink.connections.Load())
 }
