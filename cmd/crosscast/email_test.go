@@ -3,9 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +39,9 @@ import (
 // keeps the messages when keep is set.
 type smtpSink struct {
 	keep bool
+	// starttls makes the server offer STARTTLS with a self-signed certificate, which the relay then requires and
+	// verifies (tls = "starttls").
+	starttls bool
 	// dropEvery, when set, drops the connection at the MAIL command of every dropEvery-th message (before any data:
 	// the client cannot have been told it was accepted); busyEvery answers 451 to every busyEvery-th recipient.
 	dropEvery, busyEvery int64
@@ -144,6 +154,11 @@ func newEmailWorld(tb testing.TB, n int, sink *smtpSink) *emailWorld {
 	sink.messages = map[string][]byte{}
 	srv := smtp.NewServer(sink)
 	srv.Domain, srv.AllowInsecureAuth, srv.MaxRecipients = "localhost", true, 10
+	relayTLS, roots := "none", (*x509.CertPool)(nil)
+	if sink.starttls {
+		srv.TLSConfig, roots = selfSigned(tb)
+		relayTLS = "starttls"
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -152,7 +167,8 @@ func newEmailWorld(tb testing.TB, n int, sink *smtpSink) *emailWorld {
 	tb.Cleanup(func() { _ = srv.Close() })
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	portN, _ := strconv.Atoi(port)
-	relay, err := smtprelay.New(smtprelay.Config{Name: "relay", Host: "127.0.0.1", Port: portN, TLS: "none", Pool: 4, Timeout: 10 * time.Second}, log)
+	relay, err := smtprelay.New(smtprelay.Config{Name: "relay", Host: "127.0.0.1", Port: portN, TLS: relayTLS, RootCAs: roots,
+		Pool: 4, Timeout: 10 * time.Second}, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -224,10 +240,11 @@ func (w *emailWorld) send(tb testing.TB, name string) campaigns.View {
 	}
 }
 
-// A campaign through the bundled email-smtp channel and the relay pool reaches a real SMTP server: one message per
-// contact, the server's count equal to the outbox's, each message its contact's, with the unsubscribe headers.
+// A campaign through the bundled email-smtp channel and the relay pool reaches a real SMTP server over STARTTLS: one
+// message per contact, the server's count equal to the outbox's, each message its contact's, with the unsubscribe
+// headers.
 func TestCampaignThroughRealSMTP(t *testing.T) {
-	w := newEmailWorld(t, 300, &smtpSink{keep: true})
+	w := newEmailWorld(t, 300, &smtpSink{keep: true, starttls: true})
 	v := w.send(t, "Sale")
 	if v.Status != campaigns.Completed || v.Progress.Sent != 300 || v.Progress.Failed != 0 {
 		t.Fatalf("campaign %s: %+v (%s)", v.Status, v.Progress, v.Reason)
@@ -295,4 +312,28 @@ func TestRealSMTPDropsAndTemporaryFailures(t *testing.T) {
 		t.Fatalf("the test dropped %d connections and refused %d recipients: it tested nothing", w.sink.drops.Load(), w.sink.busies.Load())
 	}
 	t.Logf("%d connections dropped, %d recipients answered 451, %d connections in all", w.sink.drops.Load(), w.sink.busies.Load(), w.sink.connections.Load())
+}
+
+// selfSigned is a server TLS configuration with a self-signed certificate for 127.0.0.1, and a pool trusting it.
+func selfSigned(tb testing.TB) (*tls.Config, *x509.CertPool) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "crosscast test relay"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, roots
 }
