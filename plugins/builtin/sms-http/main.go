@@ -12,8 +12,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/textproto"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,10 +29,14 @@ func init() {
 		ID: "sms-http", Version: "1.0.0",
 		Capabilities: []string{"http", "secrets", "metrics"},
 		Config: []sdk.ConfigField{
-			{Name: "provider", Type: "string", Description: `"twilio" (the default and, for now, the only preset).`},
-			{Name: "account_sid", Type: "string", Required: true, Description: "The Twilio account SID (AC...)."},
-			{Name: "auth_token", Type: "string", Required: true, Secret: true, Description: "The Twilio auth token."},
-			{Name: "from", Type: "string", Required: true, Description: "The sender: an E.164 number, or a Messaging Service SID (MG...)."},
+			{Name: "provider", Type: "string", Description: `"twilio" (the default) or "generic": the request described below.`},
+			{Name: "account_sid", Type: "string", Description: "twilio: the account SID (AC...)."},
+			{Name: "auth_token", Type: "string", Secret: true, Description: "twilio: the auth token. generic: the {{token}} of headers and body."},
+			{Name: "from", Type: "string", Required: true, Description: "The sender: an E.164 number, an alphanumeric sender where allowed, or a Twilio Messaging Service SID (MG...)."},
+			{Name: "url", Type: "string", Description: "generic: where to send (POST)."},
+			{Name: "headers", Type: "map(string)", Description: "generic: request headers; {{token}} is replaced by auth_token."},
+			{Name: "body", Type: "string", Description: "generic: the request body, with {{to}}, {{from}}, {{text}}, {{id}} and {{token}} replaced (escaped for JSON or a form, by the Content-Type header)."},
+			{Name: "id_field", Type: "string", Description: "generic: the top-level field of the provider's JSON answer holding its message id."},
 			{Name: "status_callback", Type: "string", Description: "Where Twilio posts delivery statuses: this server's /hooks/{workspace}/{plugin}."},
 			{Name: "api_base", Type: "string", Description: "The API's base URL (default https://api.twilio.com): a compatible provider, or a test server."},
 		},
@@ -49,6 +55,15 @@ func init() {
 
 type channel struct {
 	sid, from, callback, base string
+	// generic is the request described in config, for any provider.
+	generic *genericRequest
+}
+
+// genericRequest is the operator's description of a provider's send request.
+type genericRequest struct {
+	url, body, idField string
+	headers            map[string]string
+	json               bool
 }
 
 var (
@@ -58,8 +73,12 @@ var (
 
 func (c *channel) Configure(cfg map[string]any) error {
 	str := func(name string) string { s, _ := cfg[name].(string); return s }
-	if p := str("provider"); p != "" && p != "twilio" {
-		return fmt.Errorf("provider: %q is not a preset (twilio)", p)
+	switch p := str("provider"); p {
+	case "", "twilio":
+	case "generic":
+		return c.configureGeneric(cfg, str)
+	default:
+		return fmt.Errorf("provider: %q is not twilio or generic", p)
 	}
 	c.sid = str("account_sid")
 	if !accountSID.MatchString(c.sid) {
@@ -80,13 +99,97 @@ func (c *channel) Configure(cfg map[string]any) error {
 	return nil
 }
 
+func (c *channel) configureGeneric(cfg map[string]any, str func(string) string) error {
+	g := &genericRequest{url: str("url"), body: str("body"), idField: str("id_field"), headers: map[string]string{}}
+	if u, err := url.Parse(g.url); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("url: %q is not an http(s) URL (the generic provider needs one)", g.url)
+	}
+	if g.body == "" || !strings.Contains(g.body, "{{to}}") || !strings.Contains(g.body, "{{text}}") {
+		return fmt.Errorf("body: the generic provider's body must hold {{to}} and {{text}}")
+	}
+	if hs, ok := cfg["headers"].(map[string]any); ok {
+		for k, v := range hs {
+			s, _ := v.(string)
+			g.headers[k] = s
+		}
+	}
+	for k, v := range g.headers {
+		if strings.EqualFold(k, "Content-Type") && strings.Contains(v, "json") {
+			g.json = true
+		}
+	}
+	c.from, c.generic = str("from"), g
+	return nil
+}
+
+// sendGeneric sends a message with the operator's request.
+func (c *channel) sendGeneric(m sdk.Message, text, from, token string) sdk.Result {
+	r := sdk.Result{ID: m.ID}
+	g := c.generic
+	escape := url.QueryEscape
+	if g.json {
+		escape = func(s string) string { b, _ := json.Marshal(s); return string(b[1 : len(b)-1]) }
+	}
+	fill := func(tmpl string, esc func(string) string) string {
+		return strings.NewReplacer("{{to}}", esc(m.To), "{{from}}", esc(from), "{{text}}", esc(text), "{{id}}", esc(m.ID),
+			"{{token}}", esc(token)).Replace(tmpl)
+	}
+	var headers sdk.Pairs
+	for k, v := range g.headers {
+		headers = append(headers, sdk.Pair{Key: textproto.CanonicalMIMEHeaderKey(k), Value: fill(v, func(s string) string { return s })})
+	}
+	if !slices.ContainsFunc(headers, func(p sdk.Pair) bool { return p.Key == "Idempotency-Key" }) {
+		headers = append(headers, sdk.Pair{Key: "Idempotency-Key", Value: m.IdempotencyKey})
+	}
+	slices.SortFunc(headers, func(a, b sdk.Pair) int { return strings.Compare(a.Key, b.Key) }) // pairs go sorted by key
+	resp, err := sdk.HTTP(sdk.HTTPRequest{Method: "POST", URL: g.url, Headers: headers, Body: []byte(fill(g.body, escape))})
+	switch {
+	case err != nil:
+		r.Status, r.Error = sdk.Retry, err.Error()
+	case resp.Status >= 200 && resp.Status < 300:
+		r.Status = sdk.Accepted
+		if g.idField != "" {
+			var answer map[string]any
+			if json.Unmarshal(resp.Body, &answer) == nil {
+				r.ProviderID = fmt.Sprint(answer[g.idField])
+			}
+		}
+		_ = sdk.Count("sms_segments_total", float64(Segments(text)))
+	case resp.Status == 408 || resp.Status == 429 || resp.Status >= 500:
+		r.Status, r.Error = sdk.Retry, fmt.Sprintf("HTTP %d: %s", resp.Status, snippet(resp.Body))
+	default:
+		r.Status, r.Error = sdk.Failed, fmt.Sprintf("HTTP %d: %s", resp.Status, snippet(resp.Body))
+	}
+	return r
+}
+
+func snippet(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
 func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
 	token, ok, err := sdk.Secret("auth_token")
 	if err != nil {
 		return nil, fmt.Errorf("reading the auth token: %w", err)
 	}
-	if !ok {
+	if !ok && c.generic == nil {
 		return nil, fmt.Errorf("the auth token is missing")
+	}
+	if c.generic != nil {
+		out := make([]sdk.Result, len(msgs))
+		for i, m := range msgs {
+			text, from, fail := c.check(m)
+			if fail != "" {
+				out[i] = sdk.Result{ID: m.ID, Status: sdk.Failed, Error: fail}
+				continue
+			}
+			out[i] = c.sendGeneric(m, text, from, token)
+		}
+		return out, nil
 	}
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(c.sid+":"+token))
 	out := make([]sdk.Result, len(msgs))
@@ -96,20 +199,28 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 	return out, nil
 }
 
-func (c *channel) send(m sdk.Message, auth string) sdk.Result {
-	r := sdk.Result{ID: m.ID}
-	text := m.Fields.Get("text")
+// check reads a message's text and sender, or says why it cannot be sent.
+func (c *channel) check(m sdk.Message) (text, from, fail string) {
+	text = m.Fields.Get("text")
 	switch {
 	case !e164.MatchString(m.To):
-		r.Status, r.Error = sdk.Failed, fmt.Sprintf("%q is not an E.164 number (+33612345678)", m.To)
-		return r
+		return "", "", fmt.Sprintf("%q is not an E.164 number (+33612345678)", m.To)
 	case strings.TrimSpace(text) == "":
-		r.Status, r.Error = sdk.Failed, "the text is empty"
-		return r
+		return "", "", "the text is empty"
 	}
-	from := c.from
+	from = c.from
 	if s := m.Fields.Get("sender"); s != "" {
 		from = s
+	}
+	return text, from, ""
+}
+
+func (c *channel) send(m sdk.Message, auth string) sdk.Result {
+	r := sdk.Result{ID: m.ID}
+	text, from, fail := c.check(m)
+	if fail != "" {
+		r.Status, r.Error = sdk.Failed, fail
+		return r
 	}
 	form := url.Values{"To": {m.To}, "Body": {text}}
 	if strings.HasPrefix(from, "MG") {

@@ -194,3 +194,55 @@ func TestReceiveStatusesAndStop(t *testing.T) {
 		t.Fatalf("a forged callback: %+v", forged)
 	}
 }
+
+func TestGenericProvider(t *testing.T) {
+	const api = "https://sms.example.net/v1/send"
+	load := func(t *testing.T, headers, body string, responses ...plugintest.Response) *plugintest.Host {
+		return plugintest.New(t, plugintest.Options{Config: `provider = "generic"
+from = "Acme"
+url = "` + api + `"
+auth_token = "key_123"
+headers = ` + headers + `
+body = ` + body + `
+id_field = "id"`, Grants: plugintest.Grants{HTTPHosts: []string{"https://sms.example.net"}}, HTTP: responses})
+	}
+	t.Run("json", func(t *testing.T) {
+		h := load(t, `{ "Content-Type" = "application/json", "Authorization" = "Bearer {{token}}" }`,
+			`"{\"to\":\"{{to}}\",\"from\":\"{{from}}\",\"text\":\"{{text}}\"}"`,
+			plugintest.Response{Method: "POST", URL: api, Status: 200, Body: `{"id":"msg-42","status":"queued"}`})
+		res := h.Send(sms("m1", "+33612345678", "Line \"one\"\nline two"))
+		if len(res) != 1 || res[0].Status != sdk.Accepted || res[0].ProviderID != "msg-42" {
+			t.Fatalf("results %+v", res)
+		}
+		r := h.Requests()[0]
+		if r.Body != `{"to":"+33612345678","from":"Acme","text":"Line \"one\"\nline two"}` || r.Header["Authorization"] != "Bearer key_123" ||
+			r.Header["Idempotency-Key"] != "key-m1" {
+			t.Fatalf("request %+v", r)
+		}
+	})
+	t.Run("form", func(t *testing.T) {
+		h := load(t, `{ "Content-Type" = "application/x-www-form-urlencoded" }`, `"user=acme&key={{token}}&to={{to}}&msg={{text}}"`,
+			plugintest.Response{Method: "POST", URL: api, Status: 500, Body: "down"})
+		res := h.Send(sms("m1", "+33612345678", "a&b=c é"))
+		if res[0].Status != sdk.Retry {
+			t.Fatalf("results %+v", res)
+		}
+		form, err := url.ParseQuery(h.Requests()[0].Body)
+		if err != nil || form.Get("msg") != "a&b=c é" || form.Get("key") != "key_123" || form.Get("to") != "+33612345678" {
+			t.Fatalf("form %v, %v", form, err)
+		}
+	})
+	for _, cfg := range []string{
+		`provider = "generic"
+from = "Acme"
+body = "to={{to}}&msg={{text}}"`,
+		`provider = "generic"
+from = "Acme"
+url = "` + api + `"
+body = "msg={{text}}"`,
+	} {
+		if _, err := plugintest.Load(t, plugintest.Options{Config: cfg, Grants: plugintest.Grants{HTTPHosts: []string{"https://sms.example.net"}}}); err == nil {
+			t.Errorf("config loaded:\n%s", cfg)
+		}
+	}
+}
