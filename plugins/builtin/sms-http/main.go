@@ -37,6 +37,7 @@ func init() {
 			{Name: "headers", Type: "map(string)", Description: "generic: request headers; {{token}} is replaced by auth_token."},
 			{Name: "body", Type: "string", Description: "generic: the request body, with {{to}}, {{from}}, {{text}}, {{id}} and {{token}} replaced (escaped for JSON or a form, by the Content-Type header)."},
 			{Name: "id_field", Type: "string", Description: "generic: the top-level field of the provider's JSON answer holding its message id."},
+			{Name: "stop_words", Type: "list(string)", Description: "More replies that withdraw SMS consent, beside STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, ARRET, ARRÊT, STOPP."},
 			{Name: "status_callback", Type: "string", Description: "Where Twilio posts delivery statuses: this server's /hooks/{workspace}/{plugin}."},
 			{Name: "api_base", Type: "string", Description: "The API's base URL (default https://api.twilio.com): a compatible provider, or a test server."},
 		},
@@ -57,6 +58,8 @@ type channel struct {
 	sid, from, callback, base string
 	// generic is the request described in config, for any provider.
 	generic *genericRequest
+	// extraStops are the operator's stop words, upper case.
+	extraStops []string
 }
 
 // genericRequest is the operator's description of a provider's send request.
@@ -73,6 +76,13 @@ var (
 
 func (c *channel) Configure(cfg map[string]any) error {
 	str := func(name string) string { s, _ := cfg[name].(string); return s }
+	if words, ok := cfg["stop_words"].([]any); ok {
+		for _, w := range words {
+			if s, _ := w.(string); strings.TrimSpace(s) != "" {
+				c.extraStops = append(c.extraStops, strings.ToUpper(strings.TrimSpace(s)))
+			}
+		}
+	}
 	switch p := str("provider"); p {
 	case "", "twilio":
 	case "generic":
@@ -354,7 +364,7 @@ func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, er
 	return sdk.HookReply{Status: 200, Headers: sdk.Pairs{{Key: "Content-Type", Value: "text/xml"}}, Body: []byte("<Response></Response>"), Events: events}, nil
 }
 
-func (c *channel) stopWords() []string { return stopWords }
+func (c *channel) stopWords() []string { return append(slices.Clone(stopWords), c.extraStops...) }
 
 // permanentCodes are Twilio's error codes for a number that will not work again (unknown, unreachable for good, a
 // landline, blocked).

@@ -19,7 +19,8 @@ func host(t *testing.T, responses ...plugintest.Response) *plugintest.Host {
 	return plugintest.New(t, plugintest.Options{Config: `account_sid = "` + sid + `"
 auth_token = "tok_secret_123"
 from = "+33700000000"
-status_callback = "https://cc.example.com/hooks/acme/sms"`,
+status_callback = "https://cc.example.com/hooks/acme/sms"
+stop_words = ["basta"]`,
 		Grants: plugintest.Grants{HTTPHosts: []string{"https://api.twilio.com"}}, HTTP: responses})
 }
 
@@ -184,6 +185,10 @@ func TestReceiveStatusesAndStop(t *testing.T) {
 	stop := call("", url.Values{"MessageSid": {"SM3"}, "From": {"+33612345678"}, "Body": {" arret "}}, "tok_secret_123")
 	if len(stop.Events) != 1 || stop.Events[0].Type != "unsubscribed" || stop.Events[0].Address != "+33612345678" {
 		t.Fatalf("STOP: %+v", stop)
+	}
+	custom := call("", url.Values{"MessageSid": {"SM5"}, "From": {"+33612345678"}, "Body": {"Basta"}}, "tok_secret_123")
+	if len(custom.Events) != 1 || custom.Events[0].Type != "unsubscribed" {
+		t.Fatalf("a configured stop word: %+v", custom)
 	}
 	reply := call("", url.Values{"MessageSid": {"SM4"}, "From": {"+33612345678"}, "Body": {"thanks!"}}, "tok_secret_123")
 	if len(reply.Events) != 1 || reply.Events[0].Type != "replied" {
