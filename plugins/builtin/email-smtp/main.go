@@ -8,12 +8,19 @@
 package main
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
 
 	"github.com/crosscast/crosscast/sdk"
+	"github.com/emersion/go-msgauth/dkim"
 )
 
 func main() {}
@@ -27,6 +34,9 @@ func init() {
 			{Name: "reply_to", Type: "string", Description: "The default Reply-To address."},
 			{Name: "return_path", Type: "string", Description: "The envelope sender (MAIL FROM) bounces go to; default: the From address."},
 			{Name: "message_id_domain", Type: "string", Description: "The domain of Message-ID headers; default: the From address's domain."},
+			{Name: "dkim_domain", Type: "string", Description: "Sign messages with DKIM for this domain (d=); with dkim_selector and dkim_key."},
+			{Name: "dkim_selector", Type: "string", Description: "The DKIM selector (s=): the key's DNS record is <selector>._domainkey.<domain>."},
+			{Name: "dkim_key", Type: "string", Secret: true, Description: "The DKIM private key, PEM (PKCS#8 Ed25519 or RSA, or PKCS#1 RSA)."},
 			{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: "mailgun" (delivered, bounces, complaints, unsubscribes); empty: none.`},
 			{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "The provider's webhook signing key (Mailgun: HTTP webhook signing key)."},
 		},
@@ -49,6 +59,10 @@ func init() {
 type channel struct {
 	from, replyTo, returnPath, domain string
 	events                            string
+	// dkimDomain and dkimSelector, when set, sign every message; the key is read with Secret and parsed once.
+	dkimDomain, dkimSelector string
+	dkimPEM                  string
+	dkimSigner               crypto.Signer
 }
 
 func (c *channel) Configure(cfg map[string]any) error {
@@ -74,6 +88,10 @@ func (c *channel) Configure(cfg map[string]any) error {
 		c.returnPath = a.Address
 	}
 	c.domain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	c.dkimDomain, c.dkimSelector = str("dkim_domain"), str("dkim_selector")
+	if (c.dkimDomain == "") != (c.dkimSelector == "") {
+		return fmt.Errorf("dkim_domain and dkim_selector: set both to sign with DKIM, or neither")
+	}
 	switch c.events = str("events"); c.events {
 	case "", "mailgun":
 	default:
@@ -88,6 +106,9 @@ func (c *channel) Configure(cfg map[string]any) error {
 // Send builds and relays each message; a relay that cannot be reached fails the message for now (retry), not the
 // batch, so that the messages already relayed keep their result.
 func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
+	if err := c.loadDKIM(); err != nil {
+		return nil, err
+	}
 	out := make([]sdk.Result, len(msgs))
 	for i, m := range msgs {
 		out[i] = c.send(call, m)
@@ -95,9 +116,67 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 	return out, nil
 }
 
+// loadDKIM reads the DKIM key (a secret, so not in Configure) and parses it when it changed.
+func (c *channel) loadDKIM() error {
+	if c.dkimDomain == "" {
+		return nil
+	}
+	pemText, ok, err := sdk.Secret("dkim_key")
+	if err != nil || !ok {
+		return fmt.Errorf("dkim_key: the key is missing (%v)", err)
+	}
+	if pemText == c.dkimPEM && c.dkimSigner != nil {
+		return nil
+	}
+	signer, err := parseKey(pemText)
+	if err != nil {
+		return fmt.Errorf("dkim_key: %w", err)
+	}
+	c.dkimPEM, c.dkimSigner = pemText, signer
+	return nil
+}
+
+// parseKey reads a PEM private key for DKIM: Ed25519 or RSA.
+func parseKey(text string) (crypto.Signer, error) {
+	block, _ := pem.Decode([]byte(text))
+	if block == nil {
+		return nil, errors.New("not a PEM key")
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		switch key := k.(type) {
+		case ed25519.PrivateKey:
+			return key, nil
+		case *rsa.PrivateKey:
+			return key, nil
+		}
+		return nil, errors.New("neither an Ed25519 nor an RSA key")
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("not a PKCS#8 or PKCS#1 private key")
+}
+
+// dkimHeaders are the headers a DKIM signature covers (signing an absent one protects against its addition).
+var dkimHeaders = []string{"From", "To", "Subject", "Date", "Message-ID", "Reply-To", "MIME-Version", "Content-Type",
+	"List-Unsubscribe", "List-Unsubscribe-Post"}
+
+// sign prefixes the message with its DKIM-Signature header.
+func (c *channel) sign(data []byte) ([]byte, error) {
+	var out bytes.Buffer
+	out.Grow(len(data) + 512)
+	err := dkim.Sign(&out, bytes.NewReader(data), &dkim.SignOptions{Domain: c.dkimDomain, Selector: c.dkimSelector,
+		Signer: c.dkimSigner, HeaderKeys: dkimHeaders, HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization: dkim.CanonicalizationRelaxed})
+	return out.Bytes(), err
+}
+
 func (c *channel) send(call sdk.Call, m sdk.Message) sdk.Result {
 	r := sdk.Result{ID: m.ID}
 	data, to, err := c.build(call, m)
+	if err == nil && c.dkimSigner != nil {
+		data, err = c.sign(data)
+	}
 	if err != nil {
 		r.Status, r.Error = sdk.Failed, err.Error()
 		return r

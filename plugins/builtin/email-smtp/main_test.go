@@ -1,10 +1,16 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -15,6 +21,7 @@ import (
 	"github.com/crosscast/crosscast/sdk"
 	"github.com/crosscast/crosscast/sdk/plugintest"
 	"github.com/crosscast/crosscast/sdk/wire"
+	"github.com/emersion/go-msgauth/dkim"
 )
 
 func host(t *testing.T) *plugintest.Host {
@@ -169,5 +176,44 @@ webhook_signing_key = "key-0123456789abcdef"`, Grants: plugintest.Grants{SMTP: t
 			tt.want != "" && (len(got.Events) != 1 || got.Events[0].Type != tt.want || got.Events[0].MessageID != "cmp_1.1.c1.0" || got.Events[0].Permanent != tt.permanent) {
 			t.Errorf("%s %s (%s): %+v", tt.kind, tt.severity, tt.key, got)
 		}
+	}
+}
+
+func TestSignsWithDKIM(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	h := plugintest.New(t, plugintest.Options{Config: `from = "news@acme.example"
+dkim_domain = "acme.example"
+dkim_selector = "cc2026"
+dkim_key = <<EOT
+` + keyPEM + `EOT
+`, Grants: plugintest.Grants{SMTP: true}})
+	res := h.Send(message("m1", "ana@example.com", map[string]string{"subject": "Signed", "html": "<p>Hi</p>", "text": "Hi"},
+		wire.Pair{Key: "List-Unsubscribe", Value: "<https://cc.example.com/u/acme/x/y>"}))
+	if res[0].Status != sdk.Delivered {
+		t.Fatalf("result %+v", res)
+	}
+	data := h.Mails()[0].Data
+	lookup := func(domain string) ([]string, error) {
+		if domain != "cc2026._domainkey.acme.example" {
+			return nil, fmt.Errorf("no record for %s", domain)
+		}
+		return []string{"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)}, nil
+	}
+	verifications, err := dkim.VerifyWithOptions(strings.NewReader(data), &dkim.VerifyOptions{LookupTXT: lookup})
+	if err != nil || len(verifications) != 1 || verifications[0].Err != nil || verifications[0].Domain != "acme.example" {
+		t.Fatalf("verification: %+v, %v\n%s", verifications, err, data)
+	}
+	// Altered in transit: the signature no longer verifies.
+	altered := strings.Replace(data, "Subject: Signed", "Subject: Changed", 1)
+	if v, err := dkim.VerifyWithOptions(strings.NewReader(altered), &dkim.VerifyOptions{LookupTXT: lookup}); err != nil || len(v) != 1 || v[0].Err == nil {
+		t.Fatalf("an altered message verified: %+v, %v", v, err)
 	}
 }
