@@ -37,8 +37,8 @@ func init() {
 			{Name: "dkim_domain", Type: "string", Description: "Sign messages with DKIM for this domain (d=); with dkim_selector and dkim_key."},
 			{Name: "dkim_selector", Type: "string", Description: "The DKIM selector (s=): the key's DNS record is <selector>._domainkey.<domain>."},
 			{Name: "dkim_key", Type: "string", Secret: true, Description: "The DKIM private key, PEM (PKCS#8 Ed25519 or RSA, or PKCS#1 RSA)."},
-			{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: "mailgun" (delivered, bounces, complaints, unsubscribes); empty: none.`},
-			{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "The provider's webhook signing key (Mailgun: HTTP webhook signing key)."},
+			{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: "mailgun" or "postmark" (delivered, bounces, complaints, unsubscribes, opens, clicks); empty: none.`},
+			{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "Mailgun: its HTTP webhook signing key. Postmark: the password of the Basic auth in the webhook URL you give it (user crosscast)."},
 		},
 		Channel: &sdk.ChannelSpec{Address: "email", Consent: "email", Fields: []sdk.ContentField{
 			{Name: "subject", Required: true, Description: "The subject line."},
@@ -93,9 +93,9 @@ func (c *channel) Configure(cfg map[string]any) error {
 		return fmt.Errorf("dkim_domain and dkim_selector: set both to sign with DKIM, or neither")
 	}
 	switch c.events = str("events"); c.events {
-	case "", "mailgun":
+	case "", "mailgun", "postmark":
 	default:
-		return fmt.Errorf("events: %q is not a provider this channel reads (mailgun)", c.events)
+		return fmt.Errorf("events: %q is not a provider this channel reads (mailgun, postmark)", c.events)
 	}
 	if d := str("message_id_domain"); d != "" {
 		c.domain = d

@@ -217,3 +217,47 @@ dkim_key = <<EOT
 		t.Fatalf("an altered message verified: %+v, %v", v, err)
 	}
 }
+
+func TestReceivesPostmarkEvents(t *testing.T) {
+	h := plugintest.New(t, plugintest.Options{Config: `from = "news@acme.example"
+events = "postmark"
+webhook_signing_key = "pm-hook-secret"`, Grants: plugintest.Grants{SMTP: true}})
+	h.Send(message("cmp_1.1.c1.0", "ana@example.com", map[string]string{"subject": "x", "text": "x"}))
+	if data := h.Mails()[0].Data; !strings.Contains(data, "X-PM-Metadata-crosscast_id: cmp_1.1.c1.0\r\n") {
+		t.Fatalf("no metadata header:\n%s", data)
+	}
+	type out struct {
+		Status uint32 `json:"status"`
+		Events []struct {
+			Type      string `json:"type"`
+			MessageID string `json:"message_id"`
+			Permanent bool   `json:"permanent"`
+		} `json:"events"`
+	}
+	good := "Basic " + base64.StdEncoding.EncodeToString([]byte("crosscast:pm-hook-secret"))
+	for _, tt := range []struct {
+		body, auth string
+		status     uint32
+		want       string
+		permanent  bool
+	}{
+		{`{"RecordType":"Delivery","Recipient":"ana@example.com","Metadata":{"crosscast_id":"cmp_1.1.c1.0"}}`, good, 200, "delivered", false},
+		{`{"RecordType":"Bounce","Type":"HardBounce","Email":"ana@example.com","Metadata":{"crosscast_id":"cmp_1.1.c1.0"}}`, good, 200, "bounced", true},
+		{`{"RecordType":"Bounce","Type":"SoftBounce","Email":"ana@example.com","Metadata":{"crosscast_id":"cmp_1.1.c1.0"}}`, good, 200, "bounced", false},
+		{`{"RecordType":"SpamComplaint","Email":"ana@example.com","Metadata":{"crosscast_id":"cmp_1.1.c1.0"}}`, good, 200, "complained", false},
+		{`{"RecordType":"SubscriptionChange","SuppressSending":true,"Recipient":"ana@example.com","Metadata":{"crosscast_id":"cmp_1.1.c1.0"}}`, good, 200, "unsubscribed", false},
+		{`{"RecordType":"SubscriptionChange","SuppressSending":false,"Recipient":"ana@example.com"}`, good, 200, "", false},
+		{`{"RecordType":"Delivery","Metadata":{"crosscast_id":"cmp_1.1.c1.0"}}`, "Basic " + base64.StdEncoding.EncodeToString([]byte("crosscast:guess")), 401, "", false},
+		{`{"RecordType":"Delivery"}`, "", 401, "", false},
+	} {
+		var got out
+		if err := h.Call("receive", map[string]any{"method": "POST", "path": "/hooks/acme/email", "body": tt.body,
+			"headers": map[string]string{"Content-Type": "application/json", "Authorization": tt.auth}}, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != tt.status || tt.want == "" && len(got.Events) != 0 ||
+			tt.want != "" && (len(got.Events) != 1 || got.Events[0].Type != tt.want || got.Events[0].MessageID != "cmp_1.1.c1.0" || got.Events[0].Permanent != tt.permanent) {
+			t.Errorf("%s: %+v", tt.body, got)
+		}
+	}
+}

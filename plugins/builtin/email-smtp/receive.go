@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -31,24 +32,32 @@ type mailgunEvent struct {
 	} `json:"event-data"`
 }
 
-// Receive reads the events of the provider set in config events, after checking its signature. Mailgun signs each
-// webhook: hex HMAC-SHA256, under the webhook signing key, of the timestamp and the token.
+// Receive reads the events of the provider set in config events, after checking the request is the provider's.
 func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, error) {
-	if c.events != "mailgun" {
+	if c.events == "" {
 		return sdk.HookReply{Status: 404, Body: []byte("no events provider is configured")}, nil
 	}
 	key, ok, err := sdk.Secret("webhook_signing_key")
 	if err != nil || !ok || key == "" {
 		return sdk.HookReply{Status: 503, Body: []byte("the webhook signing key is not configured")}, nil
 	}
+	if c.events == "postmark" {
+		return receivePostmark(req, key), nil
+	}
+	return receiveMailgun(req, key), nil
+}
+
+// receiveMailgun reads a Mailgun webhook, signed: hex HMAC-SHA256, under the webhook signing key, of the
+// timestamp and the token.
+func receiveMailgun(req sdk.HookRequest, key string) sdk.HookReply {
 	var e mailgunEvent
 	if err := json.Unmarshal(req.Body, &e); err != nil {
-		return sdk.HookReply{Status: 400, Body: []byte("not a Mailgun event")}, nil
+		return sdk.HookReply{Status: 400, Body: []byte("not a Mailgun event")}
 	}
 	mac := hmac.New(sha256.New, []byte(key))
 	mac.Write([]byte(e.Signature.Timestamp + e.Signature.Token))
 	if e.Signature.Token == "" || !hmac.Equal([]byte(e.Signature.Signature), []byte(hex.EncodeToString(mac.Sum(nil)))) {
-		return sdk.HookReply{Status: 403, Body: []byte("bad signature")}, nil
+		return sdk.HookReply{Status: 403, Body: []byte("bad signature")}
 	}
 	d := e.EventData
 	ev := sdk.ChannelEvent{MessageID: d.UserVariables["crosscast_id"], Address: d.Recipient, Detail: strings.TrimSpace(d.Reason + " " + d.Delivery.Message)}
@@ -66,7 +75,61 @@ func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, er
 	case "clicked":
 		ev.Type = sdk.EventClicked
 	default:
-		return sdk.HookReply{Status: 200}, nil // an event the campaign engine does not use: acknowledged
+		return sdk.HookReply{Status: 200} // an event the campaign engine does not use: acknowledged
 	}
-	return sdk.HookReply{Status: 200, Events: []sdk.ChannelEvent{ev}}, nil
+	return sdk.HookReply{Status: 200, Events: []sdk.ChannelEvent{ev}}
+}
+
+// postmarkEvent is the part of a Postmark webhook (https://postmarkapp.com/developer/webhooks/webhooks-overview)
+// the channel reads.
+type postmarkEvent struct {
+	RecordType      string            `json:"RecordType"` // Delivery, Bounce, SpamComplaint, Open, Click, SubscriptionChange
+	Type            string            `json:"Type"`       // a bounce's type: HardBounce, SoftBounce, ...
+	Email           string            `json:"Email"`
+	Recipient       string            `json:"Recipient"`
+	Description     string            `json:"Description"`
+	Metadata        map[string]string `json:"Metadata"`
+	SuppressSending bool              `json:"SuppressSending"`
+}
+
+// postmarkPermanent are the bounce types of an address that will not work again.
+var postmarkPermanent = map[string]bool{"HardBounce": true, "BadEmailAddress": true, "ManuallyDeactivated": true, "Blocked": true}
+
+// receivePostmark reads a Postmark webhook. Postmark does not sign its webhooks: give it a URL with Basic auth
+// credentials (https://crosscast:<key>@host/hooks/...), and the channel checks them.
+func receivePostmark(req sdk.HookRequest, key string) sdk.HookReply {
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("crosscast:"+key))
+	if !hmac.Equal([]byte(req.Headers.Get("Authorization")), []byte(want)) {
+		return sdk.HookReply{Status: 401, Headers: sdk.Pairs{{Key: "Www-Authenticate", Value: `Basic realm="crosscast"`}}, Body: []byte("bad credentials")}
+	}
+	var e postmarkEvent
+	if err := json.Unmarshal(req.Body, &e); err != nil {
+		return sdk.HookReply{Status: 400, Body: []byte("not a Postmark event")}
+	}
+	address := e.Email
+	if address == "" {
+		address = e.Recipient
+	}
+	ev := sdk.ChannelEvent{MessageID: e.Metadata["crosscast_id"], Address: address, Detail: e.Description}
+	switch e.RecordType {
+	case "Delivery":
+		ev.Type = sdk.EventDelivered
+	case "Bounce":
+		ev.Type, ev.Permanent = sdk.EventBounced, postmarkPermanent[e.Type]
+		ev.Detail = strings.TrimSpace(e.Type + " " + e.Description)
+	case "SpamComplaint":
+		ev.Type = sdk.EventComplained
+	case "Open":
+		ev.Type = sdk.EventOpened
+	case "Click":
+		ev.Type = sdk.EventClicked
+	case "SubscriptionChange":
+		if !e.SuppressSending {
+			return sdk.HookReply{Status: 200} // a reactivation: consent is the contact's to give again
+		}
+		ev.Type = sdk.EventUnsubscribed
+	default:
+		return sdk.HookReply{Status: 200}
+	}
+	return sdk.HookReply{Status: 200, Events: []sdk.ChannelEvent{ev}}
 }
