@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -279,6 +280,28 @@ func BenchmarkCampaignEmail(b *testing.B) {
 		n = v
 	}
 	w := newEmailWorld(b, n, &smtpSink{})
+	// The Go heap in use, sampled every 200 ms while campaigns send: flat means the outbox streams, not piles up.
+	var peak, first atomic.Uint64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			first.CompareAndSwap(0, ms.HeapInuse)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	b.ResetTimer()
 	for i := range b.N {
 		v := w.send(b, fmt.Sprint("Bench ", i))
@@ -287,6 +310,10 @@ func BenchmarkCampaignEmail(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	close(done)
+	<-sampled
+	b.ReportMetric(float64(first.Load())/(1<<20), "heap-start-MiB")
+	b.ReportMetric(float64(peak.Load())/(1<<20), "heap-peak-MiB")
 	if got := w.sink.received.Load(); got != int64(n*b.N) {
 		b.Fatalf("the SMTP server received %d messages, the outbox says %d sent", got, n*b.N)
 	}
