@@ -204,8 +204,7 @@ type Store interface {
 	ListCampaigns(ctx context.Context, ws string) ([]Campaign, error)
 	// DeleteCampaign removes a campaign with its outbox, counts and audit trail.
 	DeleteCampaign(ctx context.Context, ws, id string) error
-	// AppendAudit adds an entry to a campaign's audit trail; Audit lists it, oldest first.
-	AppendAudit(ctx context.Context, ws, id string, e AuditEntry) error
+	// Audit lists a campaign's audit trail (entries come with PutCampaign), oldest first.
 	Audit(ctx context.Context, ws, id string) ([]AuditEntry, error)
 
 	// PlanMessages adds the messages that are not in the outbox yet (by key: campaign, run, contact, slot), as

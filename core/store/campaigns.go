@@ -490,22 +490,6 @@ func deletePrefixChunked(b *bolt.Bucket, prefix []byte) error {
 	}
 }
 
-// AppendAudit adds an entry to a campaign's audit trail.
-func (s *Store) AppendAudit(ctx context.Context, ws, id string, e campaigns.AuditEntry) error {
-	if err := checkCampaignID(id); err != nil {
-		return err
-	}
-	db, err := s.Workspace(ws)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	return db.Update(ctx, func(tx *bolt.Tx) error { return putAudit(tx, id, e.At, data) })
-}
-
 // putAudit appends an encoded audit entry of campaign id.
 func putAudit(tx *bolt.Tx, id string, at time.Time, data []byte) error {
 	b := tx.Bucket(bucketCampaignAudit)

@@ -51,6 +51,16 @@ func (ix *Index) resolve(ref string) *segment {
 func (ix *Index) PutSegment(ctx context.Context, def Def, now time.Time) []Transition {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	s := ix.define(def)
+	ix.relink()
+	if s.static() {
+		return nil
+	}
+	return ix.recompute(ctx, s, now)
+}
+
+// define adds or replaces a segment's definition and its name; the caller relinks.
+func (ix *Index) define(def Def) *segment {
 	s := ix.segs[def.ID]
 	if s == nil {
 		s = &segment{}
@@ -60,11 +70,7 @@ func (ix *Index) PutSegment(ctx context.Context, def Def, now time.Time) []Trans
 	}
 	s.Def = def
 	ix.byName[strings.ToLower(def.Name)] = s
-	ix.relink()
-	if s.static() {
-		return nil
-	}
-	return ix.recompute(ctx, s, now)
+	return s
 }
 
 // RemoveSegment forgets a segment (no transitions: its members did not leave, it ceased to exist).
@@ -510,15 +516,7 @@ func (ix *Index) PutSegments(ctx context.Context, defs []Def, now time.Time) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for _, def := range defs {
-		s := ix.segs[def.ID]
-		if s == nil {
-			s = &segment{}
-			ix.segs[def.ID] = s
-		} else {
-			delete(ix.byName, strings.ToLower(s.Name))
-		}
-		s.Def = def
-		ix.byName[strings.ToLower(def.Name)] = s
+		ix.define(def)
 	}
 	ix.relink()
 	for _, s := range ix.order {
