@@ -8,19 +8,13 @@
 package main
 
 import (
-	"bytes"
 	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
 
 	"github.com/crosscast/crosscast/sdk"
-	"github.com/emersion/go-msgauth/dkim"
 )
 
 func main() {}
@@ -29,7 +23,7 @@ func init() {
 	sdk.RegisterChannel(sdk.Manifest{
 		ID: "email-smtp", Version: "1.0.0",
 		Capabilities: []string{"smtp", "secrets"},
-		Config: []sdk.ConfigField{
+		Config: append([]sdk.ConfigField{
 			{Name: "from", Type: "string", Required: true, Description: `The default sender: "Acme <news@acme.example>". A campaign's from field replaces it.`},
 			{Name: "reply_to", Type: "string", Description: "The default Reply-To address."},
 			{Name: "return_path", Type: "string", Description: "The envelope sender (MAIL FROM) bounces go to; default: the From address."},
@@ -37,9 +31,7 @@ func init() {
 			{Name: "dkim_domain", Type: "string", Description: "Sign messages with DKIM for this domain (d=); with dkim_selector and dkim_key."},
 			{Name: "dkim_selector", Type: "string", Description: "The DKIM selector (s=): the key's DNS record is <selector>._domainkey.<domain>."},
 			{Name: "dkim_key", Type: "string", Secret: true, Description: "The DKIM private key, PEM (PKCS#8 Ed25519 or RSA, or PKCS#1 RSA)."},
-			{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: "mailgun" or "postmark" (delivered, bounces, complaints, unsubscribes, opens, clicks); empty: none.`},
-			{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "Mailgun: its HTTP webhook signing key. Postmark: the password of the Basic auth in the webhook URL you give it (user crosscast)."},
-		},
+		}, eventsConfig...),
 		Channel: &sdk.ChannelSpec{Address: "email", Consent: "email", Fields: []sdk.ContentField{
 			{Name: "subject", Required: true, Description: "The subject line."},
 			{Name: "preheader", Description: "The preview text mail clients show after the subject (hidden in the HTML)."},
@@ -58,7 +50,8 @@ func init() {
 
 type channel struct {
 	from, replyTo, returnPath, domain string
-	events                            string
+	// events is the provider whose webhooks Receive reads (nil: none).
+	events *eventsProvider
 	// dkimDomain and dkimSelector, when set, sign every message; the key is read with Secret and parsed once.
 	dkimDomain, dkimSelector string
 	dkimPEM                  string
@@ -92,111 +85,13 @@ func (c *channel) Configure(cfg map[string]any) error {
 	if (c.dkimDomain == "") != (c.dkimSelector == "") {
 		return fmt.Errorf("dkim_domain and dkim_selector: set both to sign with DKIM, or neither")
 	}
-	switch c.events = str("events"); c.events {
-	case "", "mailgun", "postmark":
-	default:
-		return fmt.Errorf("events: %q is not a provider this channel reads (mailgun, postmark)", c.events)
+	if err := c.configureEvents(str); err != nil {
+		return err
 	}
 	if d := str("message_id_domain"); d != "" {
 		c.domain = d
 	}
 	return nil
-}
-
-// Send builds and relays each message; a relay that cannot be reached fails the message for now (retry), not the
-// batch, so that the messages already relayed keep their result.
-func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
-	if err := c.loadDKIM(); err != nil {
-		return nil, err
-	}
-	out := make([]sdk.Result, len(msgs))
-	for i, m := range msgs {
-		out[i] = c.send(call, m)
-	}
-	return out, nil
-}
-
-// loadDKIM reads the DKIM key (a secret, so not in Configure) and parses it when it changed.
-func (c *channel) loadDKIM() error {
-	if c.dkimDomain == "" {
-		return nil
-	}
-	pemText, ok, err := sdk.Secret("dkim_key")
-	if err != nil || !ok {
-		return fmt.Errorf("dkim_key: the key is missing (%v)", err)
-	}
-	if pemText == c.dkimPEM && c.dkimSigner != nil {
-		return nil
-	}
-	signer, err := parseKey(pemText)
-	if err != nil {
-		return fmt.Errorf("dkim_key: %w", err)
-	}
-	c.dkimPEM, c.dkimSigner = pemText, signer
-	return nil
-}
-
-// parseKey reads a PEM private key for DKIM: Ed25519 or RSA.
-func parseKey(text string) (crypto.Signer, error) {
-	block, _ := pem.Decode([]byte(text))
-	if block == nil {
-		return nil, errors.New("not a PEM key")
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		switch key := k.(type) {
-		case ed25519.PrivateKey:
-			return key, nil
-		case *rsa.PrivateKey:
-			return key, nil
-		}
-		return nil, errors.New("neither an Ed25519 nor an RSA key")
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	return nil, errors.New("not a PKCS#8 or PKCS#1 private key")
-}
-
-// dkimHeaders are the headers a DKIM signature covers (signing an absent one protects against its addition).
-var dkimHeaders = []string{"From", "To", "Subject", "Date", "Message-ID", "Reply-To", "MIME-Version", "Content-Type",
-	"List-Unsubscribe", "List-Unsubscribe-Post"}
-
-// sign prefixes the message with its DKIM-Signature header.
-func (c *channel) sign(data []byte) ([]byte, error) {
-	var out bytes.Buffer
-	out.Grow(len(data) + 512)
-	err := dkim.Sign(&out, bytes.NewReader(data), &dkim.SignOptions{Domain: c.dkimDomain, Selector: c.dkimSelector,
-		Signer: c.dkimSigner, HeaderKeys: dkimHeaders, HeaderCanonicalization: dkim.CanonicalizationRelaxed,
-		BodyCanonicalization: dkim.CanonicalizationRelaxed})
-	return out.Bytes(), err
-}
-
-func (c *channel) send(call sdk.Call, m sdk.Message) sdk.Result {
-	r := sdk.Result{ID: m.ID}
-	data, to, err := c.build(call, m)
-	if err == nil && c.dkimSigner != nil {
-		data, err = c.sign(data)
-	}
-	if err != nil {
-		r.Status, r.Error = sdk.Failed, err.Error()
-		return r
-	}
-	reply, err := sdk.SendMail(sdk.SMTPMessage{From: c.returnPath, To: []string{to}, Data: data})
-	switch {
-	case err != nil && sdk.IsPermanent(err):
-		r.Status, r.Error = sdk.Failed, err.Error()
-	case err != nil:
-		r.Status, r.Error = sdk.Retry, err.Error()
-	case len(reply.Rejected) > 0:
-		rej := reply.Rejected[0]
-		r.Status, r.Error = sdk.Retry, fmt.Sprintf("%d %s", rej.Code, rej.Message)
-		if rej.Code >= 500 {
-			r.Status = sdk.Failed
-		}
-	default:
-		r.Status, r.ProviderID = sdk.Delivered, messageID(m.ID, c.domain)
-	}
-	return r
 }
 
 var errNoBody = errors.New("the message has neither html nor text")

@@ -62,11 +62,8 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	header("Message-ID", "<"+sum[:32]+"@"+c.domain+">")
 	header("MIME-Version", "1.0")
 	header("X-Crosscast-Message-ID", m.ID)
-	switch c.events {
-	case "mailgun": // Mailgun hands custom variables back in its events: the message id comes back with a bounce
-		header("X-Mailgun-Variables", `{"crosscast_id":"`+m.ID+`"}`)
-	case "postmark": // so does Postmark with metadata headers
-		header("X-PM-Metadata-crosscast_id", m.ID)
+	if c.events != nil && c.events.tag != nil {
+		c.events.tag(header, m.ID)
 	}
 	for _, h := range m.Headers {
 		if !safeHeader(h.Key, h.Value) {

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/crosscast/crosscast/sdk"
@@ -32,19 +34,70 @@ type mailgunEvent struct {
 	} `json:"event-data"`
 }
 
+// eventsConfig are the config fields of event webhooks.
+var eventsConfig = []sdk.ConfigField{
+	{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: ` + providerNames() + ` (delivered, bounces, complaints, unsubscribes, opens, clicks); empty: none.`},
+	{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "Mailgun: its HTTP webhook signing key. Postmark: the password of the Basic auth in the webhook URL you give it (user crosscast)."},
+}
+
+// eventsProvider is an email provider whose event webhooks (delivery, bounces, complaints...) Receive reads.
+type eventsProvider struct {
+	// tag writes the headers that make the provider hand the Crosscast message id back in its events.
+	tag func(header func(name, value string), id string)
+	// receive checks that req is the provider's, with the webhook signing key, and reads its events.
+	receive func(req sdk.HookRequest, key string) sdk.HookReply
+}
+
+// eventsProviders are the providers config events can name.
+var eventsProviders = map[string]*eventsProvider{
+	"mailgun": {
+		// Mailgun hands custom variables back in its events: the message id comes back with a bounce.
+		tag: func(header func(name, value string), id string) {
+			header("X-Mailgun-Variables", `{"crosscast_id":"`+id+`"}`)
+		},
+		receive: receiveMailgun,
+	},
+	"postmark": {
+		// So does Postmark with metadata headers.
+		tag:     func(header func(name, value string), id string) { header("X-PM-Metadata-crosscast_id", id) },
+		receive: receivePostmark,
+	},
+}
+
+func providerNames() string {
+	names := make([]string, 0, len(eventsProviders))
+	for n := range eventsProviders {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// configureEvents reads config events.
+func (c *channel) configureEvents(str func(string) string) error {
+	c.events = nil
+	name := str("events")
+	if name == "" {
+		return nil
+	}
+	p, ok := eventsProviders[name]
+	if !ok {
+		return fmt.Errorf("events: %q is not a provider this channel reads (%s)", name, providerNames())
+	}
+	c.events = p
+	return nil
+}
+
 // Receive reads the events of the provider set in config events, after checking the request is the provider's.
 func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, error) {
-	if c.events == "" {
+	if c.events == nil {
 		return sdk.HookReply{Status: 404, Body: []byte("no events provider is configured")}, nil
 	}
 	key, ok, err := sdk.Secret("webhook_signing_key")
 	if err != nil || !ok || key == "" {
 		return sdk.HookReply{Status: 503, Body: []byte("the webhook signing key is not configured")}, nil
 	}
-	if c.events == "postmark" {
-		return receivePostmark(req, key), nil
-	}
-	return receiveMailgun(req, key), nil
+	return c.events.receive(req, key), nil
 }
 
 // receiveMailgun reads a Mailgun webhook, signed: hex HMAC-SHA256, under the webhook signing key, of the
