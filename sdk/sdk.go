@@ -31,6 +31,10 @@ type Manifest struct {
 	// Capabilities are the host functions the plugin needs ("http", "smtp", "kv", "secrets", "metrics"); the
 	// operator grants them in HCL. Logging needs no grant.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// OptionalCapabilities are host functions only some configurations use (email-smtp fetches Amazon SNS
+	// certificates with "http" only when it reads SES events). The plugin gets each one the operator grants; one not
+	// granted is no error at load, and calling it returns an error saying it is not granted.
+	OptionalCapabilities []string `json:"optional_capabilities,omitempty"`
 	// Config describes the plugin's `config { }` block; the host validates the operator's block against it.
 	Config []ConfigField `json:"config,omitempty"`
 	// SelfTests are sends the host runs, with the operator's configuration, every time it loads or reloads the

@@ -14,10 +14,14 @@ import (
 const minRedacted = 4
 
 // grants builds the capabilities a plugin gets: only those its manifest requests and the operator granted
-// (checkGrants has compared both). The http client, when there is one, must be closed with the version.
+// (checkGrants has compared both), and the optional ones the operator granted. The http client, when there is one,
+// must be closed with the version.
 func (m *Manager) grants(spec config.Plugin, man Manifest, secrets map[string]string) (runtime.Grants, *netguard.Client, error) {
 	g := runtime.Grants{Host: map[string]runtime.HostFunc{}}
-	requested := func(c string) bool { return slices.Contains(man.Capabilities, c) }
+	granted := grantedCapabilities(spec)
+	requested := func(c string) bool {
+		return slices.Contains(man.Capabilities, c) || slices.Contains(man.OptionalCapabilities, c) && (granted[c] || c == "secrets" || c == "metrics")
+	}
 	var client *netguard.Client
 	if requested("http") {
 		grant, err := netguard.ParseGrant(spec.Grants.HTTPHosts, spec.Grants.AllowPrivate)

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crosscast/crosscast/core/config"
 	"github.com/crosscast/crosscast/core/metrics"
 	"github.com/crosscast/crosscast/core/store"
 	"github.com/crosscast/crosscast/core/workspaces"
 	"github.com/crosscast/crosscast/plugins/capability"
+	"github.com/crosscast/crosscast/plugins/runtime"
 	"github.com/crosscast/crosscast/plugins/smtprelay"
 	"github.com/crosscast/crosscast/sdk/wire"
 	"github.com/emersion/go-smtp"
@@ -270,4 +272,43 @@ func splitHostPort(t *testing.T, addr string) (string, int) {
 		t.Fatal(err)
 	}
 	return host, n
+}
+
+func TestCheckGrants(t *testing.T) {
+	httpGrant := &config.Grants{HTTPHosts: []string{"https://sns.us-east-1.amazonaws.com"}}
+	for _, tc := range []struct {
+		name     string
+		grants   *config.Grants
+		required []string
+		optional []string
+		err      string // "" for none
+	}{
+		{name: "required and granted", grants: httpGrant, required: []string{"http"}},
+		{name: "required, not granted", required: []string{"http"}, err: "requests the http capability, which is not granted"},
+		{name: "optional, not granted", optional: []string{"http"}},
+		{name: "optional and granted", grants: httpGrant, optional: []string{"http"}},
+		{name: "granted, not requested", grants: httpGrant, err: "grants give it http, which it does not request"},
+		{name: "unknown optional", optional: []string{"sockets"}, err: `unknown capability "sockets"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkGrants(config.Plugin{Name: "p", Grants: tc.grants}, Manifest{Capabilities: tc.required, OptionalCapabilities: tc.optional})
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestOptionalCapabilityIsWiredOnlyWhenGranted(t *testing.T) {
+	m := &Manager{log: hclog.NewNullLogger()}
+	man := Manifest{OptionalCapabilities: []string{"http"}}
+	g, client, err := m.grants(config.Plugin{Name: "p"}, man, nil)
+	if err != nil || client != nil || g.Host[runtime.ImportHTTP] != nil {
+		t.Fatalf("without a grant: %v, client %v, http %v", err, client != nil, g.Host[runtime.ImportHTTP] != nil)
+	}
+	g, client, err = m.grants(config.Plugin{Name: "p", Grants: &config.Grants{HTTPHosts: []string{"https://api.example.com"}}}, man, nil)
+	if err != nil || client == nil || g.Host[runtime.ImportHTTP] == nil {
+		t.Fatalf("with a grant: %v, client %v, http %v", err, client != nil, g.Host[runtime.ImportHTTP] != nil)
+	}
+	client.CloseIdleConnections()
 }

@@ -344,9 +344,46 @@ func checkManifest(man Manifest) error {
 
 var contentField = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
-// checkGrants requires the plugin's requested capabilities and the operator's grants to match exactly: a plugin
-// gets no capability it did not ask for, and an operator learns at once when a grant is missing or useless.
+// checkGrants requires the plugin's requested capabilities and the operator's grants to match: a plugin gets no
+// capability it did not ask for, and an operator learns at once when a grant is missing or useless. Optional
+// capabilities may go without a grant.
 func checkGrants(spec config.Plugin, man Manifest) error {
+	granted := grantedCapabilities(spec)
+	requested := map[string]bool{}
+	var problems []string
+	check := func(c string, optional bool) {
+		requested[c] = true
+		switch c {
+		case "http", "smtp", "kv", "secrets", "metrics":
+		default:
+			problems = append(problems, fmt.Sprintf("it requests an unknown capability %q", c))
+			return
+		}
+		if !optional && !granted[c] && c != "secrets" && c != "metrics" {
+			problems = append(problems, fmt.Sprintf("it requests the %s capability, which is not granted: add it to grants { } (%s)", c, grantHint(c)))
+		}
+	}
+	for _, c := range man.Capabilities {
+		check(c, false)
+	}
+	for _, c := range man.OptionalCapabilities {
+		check(c, true)
+	}
+	for c := range granted {
+		if !requested[c] {
+			problems = append(problems, fmt.Sprintf("grants give it %s, which it does not request: remove that grant", c))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// grantedCapabilities are the capabilities the operator's grants block gives a plugin ("secrets" and "metrics"
+// need no grant).
+func grantedCapabilities(spec config.Plugin) map[string]bool {
 	granted := map[string]bool{}
 	if g := spec.Grants; g != nil {
 		if len(g.HTTPHosts) > 0 {
@@ -359,30 +396,7 @@ func checkGrants(spec config.Plugin, man Manifest) error {
 			granted["kv"] = true
 		}
 	}
-	requested := map[string]bool{}
-	var problems []string
-	for _, c := range man.Capabilities {
-		requested[c] = true
-		switch c {
-		case "http", "smtp", "kv", "secrets", "metrics":
-		default:
-			problems = append(problems, fmt.Sprintf("it requests an unknown capability %q", c))
-			continue
-		}
-		if !granted[c] && c != "secrets" && c != "metrics" {
-			problems = append(problems, fmt.Sprintf("it requests the %s capability, which is not granted: add it to grants { } (%s)", c, grantHint(c)))
-		}
-	}
-	for c := range granted {
-		if !requested[c] {
-			problems = append(problems, fmt.Sprintf("grants give it %s, which it does not request: remove that grant", c))
-		}
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
+	return granted
 }
 
 func grantHint(c string) string {

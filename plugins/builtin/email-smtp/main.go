@@ -23,6 +23,8 @@ func init() {
 	sdk.RegisterChannel(sdk.Manifest{
 		ID: "email-smtp", Version: "1.0.0",
 		Capabilities: []string{"smtp", "secrets"},
+		// http only fetches Amazon SNS signing certificates, for SES events.
+		OptionalCapabilities: []string{"http"},
 		Config: append([]sdk.ConfigField{
 			{Name: "from", Type: "string", Required: true, Description: `The default sender: "Acme <news@acme.example>". A campaign's from field replaces it.`},
 			{Name: "reply_to", Type: "string", Description: "The default Reply-To address."},
