@@ -11,11 +11,13 @@ type capability string
 
 // The capabilities a manifest may request. Logging needs none.
 const (
-	capHTTP   capability = "http"
-	capSMTP   capability = "smtp"
-	capKV     capability = "kv"
-	capSecret capability = "secrets"
-	capMetric capability = "metrics"
+	capHTTP capability = "http"
+	capSMTP capability = "smtp"
+	// capSMTPBatch is the smtp capability's import for several messages at once.
+	capSMTPBatch capability = "smtp_batch"
+	capKV        capability = "kv"
+	capSecret    capability = "secrets"
+	capMetric    capability = "metrics"
 )
 
 // callCapability sends an encoded request to a capability and opens the host's answer: an error when the host

@@ -75,6 +75,9 @@ func hostHTTP(ptr, length uint32) uint64
 //go:wasmimport crosscast_v1 smtp
 func hostSMTP(ptr, length uint32) uint64
 
+//go:wasmimport crosscast_v1 smtp_batch
+func hostSMTPBatch(ptr, length uint32) uint64
+
 //go:wasmimport crosscast_v1 kv
 func hostKV(ptr, length uint32) uint64
 
@@ -90,7 +93,7 @@ func hostTake(ptr, length uint32) uint32
 // capabilityImports are the host imports behind each capability. Go links only the imports a plugin uses, so a
 // plugin that never calls sdk.KV does not import crosscast_v1.kv.
 var capabilityImports = map[capability]func(ptr, length uint32) uint64{
-	capHTTP: hostHTTP, capSMTP: hostSMTP, capKV: hostKV, capSecret: hostSecret, capMetric: hostMetric,
+	capHTTP: hostHTTP, capSMTP: hostSMTP, capSMTPBatch: hostSMTPBatch, capKV: hostKV, capSecret: hostSecret, capMetric: hostMetric,
 }
 
 // hostCall hands an encoded request to a capability's import and takes the answer the host keeps for it.

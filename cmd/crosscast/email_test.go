@@ -49,13 +49,23 @@ type smtpSink struct {
 	mails, rcpts         atomic.Int64
 	drops, busies        atomic.Int64
 	received             atomic.Int64
-	connections          atomic.Int64
-	mu                   sync.Mutex
-	messages             map[string][]byte // by recipient
+	// connections counts TCP connections (go-smtp starts a new session on a connection after STARTTLS).
+	connections atomic.Int64
+	mu          sync.Mutex
+	messages    map[string][]byte // by recipient
+	peers       map[string]bool   // remote addresses seen
 }
 
 func (s *smtpSink) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s.connections.Add(1)
+	s.mu.Lock()
+	if peer := c.Conn().RemoteAddr().String(); !s.peers[peer] {
+		if s.peers == nil {
+			s.peers = map[string]bool{}
+		}
+		s.peers[peer] = true
+		s.connections.Add(1)
+	}
+	s.mu.Unlock()
 	return &sinkSession{s: s, conn: c}, nil
 }
 

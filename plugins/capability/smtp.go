@@ -3,6 +3,8 @@ package capability
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 
 	"github.com/crosscast/crosscast/plugins/runtime"
 	"github.com/crosscast/crosscast/plugins/smtprelay"
@@ -25,18 +27,69 @@ func SMTP(m Mailer) runtime.HostFunc {
 		if err != nil {
 			return errMalformed("smtp", err)
 		}
-		if len(req.To) == 0 {
-			return errors.New("smtp 501 the message has no recipient")
-		}
-		reply, err := m.Send(ctx, req.From, req.To, req.Data)
+		a, err := send(ctx, m, req)
 		if err != nil {
 			return err
-		}
-		a := wire.SMTPAnswer{Code: uint32(reply.Code), Message: reply.Message}
-		for _, rj := range reply.Rejected {
-			a.Rejected = append(a.Rejected, wire.SMTPRejection{Recipient: rj.Recipient, Code: uint32(rj.Code), Message: rj.Message})
 		}
 		a.Encode(w)
 		return nil
 	}
+}
+
+// SMTPBatch serves the smtp_batch import with m: the messages of a batch are sent at the same time (the relay's
+// pool bounds how many are on the wire), and each gets its own answer or error, as the smtp import would give it.
+// It returns when every message has its outcome.
+func SMTPBatch(m Mailer) runtime.HostFunc {
+	return func(ctx context.Context, b []byte, w *wire.Writer) error {
+		req, err := wire.DecodeSMTPBatchRequest(b)
+		if err != nil {
+			return errMalformed("smtp_batch", err)
+		}
+		out := wire.SMTPBatchAnswer{Items: make([]wire.SMTPBatchItem, len(req.Messages))}
+		var wg sync.WaitGroup
+		for i := range req.Messages {
+			wg.Go(func() {
+				a, err := send(ctx, m, req.Messages[i])
+				if err != nil {
+					out.Items[i].Error = errorText(err)
+					return
+				}
+				out.Items[i].Answer = a
+			})
+		}
+		wg.Wait()
+		out.Encode(w)
+		return nil
+	}
+}
+
+// send hands one message to m.
+func send(ctx context.Context, m Mailer, req wire.SMTPRequest) (wire.SMTPAnswer, error) {
+	if len(req.To) == 0 {
+		return wire.SMTPAnswer{}, errors.New("smtp 501 the message has no recipient")
+	}
+	reply, err := m.Send(ctx, req.From, req.To, req.Data)
+	if err != nil {
+		return wire.SMTPAnswer{}, err
+	}
+	a := wire.SMTPAnswer{Code: uint32(reply.Code), Message: reply.Message}
+	for _, rj := range reply.Rejected {
+		a.Rejected = append(a.Rejected, wire.SMTPRejection{Recipient: rj.Recipient, Code: uint32(rj.Code), Message: rj.Message})
+	}
+	return a, nil
+}
+
+// maxItemError caps the error text of one message of a batch.
+const maxItemError = 1 << 10
+
+// errorText is err as a batch item's error: never empty, at most maxItemError bytes of valid UTF-8.
+func errorText(err error) string {
+	s := err.Error()
+	if len(s) > maxItemError {
+		s = strings.ToValidUTF8(s[:maxItemError], "")
+	}
+	if s == "" {
+		s = "smtp failed"
+	}
+	return s
 }

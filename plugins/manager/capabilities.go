@@ -41,6 +41,7 @@ func (m *Manager) grants(spec config.Plugin, man Manifest, secrets map[string]st
 			return g, client, fmt.Errorf("grants name smtp relay %q, which is not configured", spec.Grants.SMTPRelay)
 		}
 		g.Host[runtime.ImportSMTP] = capability.SMTP(mailer)
+		g.Host[runtime.ImportSMTPBatch] = capability.SMTPBatch(mailer)
 	}
 	if requested("kv") && m.opts.KV != nil {
 		g.Host[runtime.ImportKV] = capability.KV(m.opts.KV, spec.Name, spec.Grants.KVQuotaBytes)

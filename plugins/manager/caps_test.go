@@ -181,6 +181,27 @@ func TestCapabilitiesEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("smtp batch: every message answered, in order, through the pool", func(t *testing.T) {
+		h.sink.mu.Lock()
+		before := len(h.sink.msgs)
+		h.sink.mu.Unlock()
+		res := h.send(t, "acme", op("b1", "mails", "to_list", "a1@example.test,nobody@example.test,a2@example.test,a3@example.test"))
+		codes := strings.Split(res[0].ProviderID, ";")
+		if res[0].Status != wire.StatusDelivered || len(codes) != 4 || codes[0] != "250" || codes[2] != "250" || codes[3] != "250" ||
+			!strings.HasPrefix(codes[1], "permanent=true smtp 550") {
+			t.Fatalf("batch outcomes %+v", res[0])
+		}
+		h.sink.mu.Lock()
+		defer h.sink.mu.Unlock()
+		got := map[string]bool{}
+		for _, m := range h.sink.msgs[before:] {
+			got[strings.SplitN(m, "\n", 2)[0]] = true
+		}
+		if len(h.sink.msgs)-before != 3 || !got["a1@example.test"] || !got["a2@example.test"] || !got["a3@example.test"] {
+			t.Fatalf("server received %q", h.sink.msgs[before:])
+		}
+	})
+
 	t.Run("kv compare-and-swap counter survives concurrent batches", func(t *testing.T) {
 		var wg sync.WaitGroup
 		for g := 0; g < 4; g++ {

@@ -15,15 +15,17 @@ type HostFunc func(ctx context.Context, req []byte, w *wire.Writer) error
 
 // The capability imports of crosscast_v1, each served by Options.Host[name].
 const (
-	ImportHTTP   = "http"
-	ImportSMTP   = "smtp"
-	ImportKV     = "kv"
-	ImportSecret = "secret"
-	ImportMetric = "metric"
+	ImportHTTP = "http"
+	ImportSMTP = "smtp"
+	// ImportSMTPBatch sends several messages at once; it comes with the smtp grant.
+	ImportSMTPBatch = "smtp_batch"
+	ImportKV        = "kv"
+	ImportSecret    = "secret"
+	ImportMetric    = "metric"
 )
 
 // capabilityImports are the names of the imports that follow the request/answer/take protocol.
-var capabilityImports = []string{ImportHTTP, ImportSMTP, ImportKV, ImportSecret, ImportMetric}
+var capabilityImports = []string{ImportHTTP, ImportSMTP, ImportSMTPBatch, ImportKV, ImportSecret, ImportMetric}
 
 // maxHostRequest caps the encoded request a guest may hand to a capability import (an email with attachments
 // fits; a guest cannot make the host copy its whole memory).
@@ -45,8 +47,11 @@ func withInstance(ctx context.Context, inst *instance) context.Context {
 // refuses when the plugin has none for it), and keeps the answer for take; the result is the answer's length.
 func capabilityFunc(name string) api.GoModuleFunc {
 	notGranted := "the " + name + " capability is not granted to this plugin"
-	if name == ImportSecret || name == ImportMetric {
+	switch name {
+	case ImportSecret, ImportMetric:
 		notGranted = "the " + name + "s capability is not granted to this plugin"
+	case ImportSMTPBatch:
+		notGranted = "the smtp capability is not granted to this plugin"
 	}
 	return func(ctx context.Context, mod api.Module, stack []uint64) {
 		ptr, n := uint32(stack[0]), uint32(stack[1])

@@ -27,11 +27,13 @@ var hostImports = map[string]funcSig{
 	"log":  {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}},
 	"take": {params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI32}},
 	// The capability imports: (req_ptr, req_len) -> answer length.
-	ImportHTTP:   capabilitySig,
-	ImportSMTP:   capabilitySig,
-	ImportKV:     capabilitySig,
-	ImportSecret: capabilitySig,
-	ImportMetric: capabilitySig,
+	ImportHTTP: capabilitySig,
+	ImportSMTP: capabilitySig,
+	// smtp_batch came after ABI 1's first hosts: a plugin that imports it needs this host or a later one.
+	ImportSMTPBatch: capabilitySig,
+	ImportKV:        capabilitySig,
+	ImportSecret:    capabilitySig,
+	ImportMetric:    capabilitySig,
 }
 
 var capabilitySig = funcSig{params: []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, results: []api.ValueType{api.ValueTypeI64}}

@@ -106,6 +106,11 @@ func (q *SMTPRequest) Encode(w *Writer) {
 // DecodeSMTPRequest decodes an SMTPRequest and checks nothing follows it.
 func DecodeSMTPRequest(b []byte) (SMTPRequest, error) {
 	r := NewFieldReader(b)
+	q := decodeSMTPRequest(r)
+	return q, r.End()
+}
+
+func decodeSMTPRequest(r *Reader) SMTPRequest {
 	q := SMTPRequest{From: r.String()}
 	if n := r.Count(4); n > 0 {
 		q.To = make([]string, n)
@@ -114,7 +119,75 @@ func DecodeSMTPRequest(b []byte) (SMTPRequest, error) {
 		}
 	}
 	q.Data = append([]byte(nil), r.Bytes32()...)
+	return q
+}
+
+// MaxSMTPBatch is the most messages one SMTPBatchRequest may hold.
+const MaxSMTPBatch = 1000
+
+// SMTPBatchRequest is several messages for the relay at once (import smtp_batch): the host sends them at the same
+// time over its pool of connections, and answers each.
+type SMTPBatchRequest struct {
+	Messages []SMTPRequest
+}
+
+// Encode appends the request's encoding to w.
+func (q *SMTPBatchRequest) Encode(w *Writer) {
+	w.U32(uint32(len(q.Messages)))
+	for i := range q.Messages {
+		q.Messages[i].Encode(w)
+	}
+}
+
+// DecodeSMTPBatchRequest decodes an SMTPBatchRequest of at most MaxSMTPBatch messages and checks nothing follows.
+func DecodeSMTPBatchRequest(b []byte) (SMTPBatchRequest, error) {
+	r := NewFieldReader(b)
+	n := r.Count(12)
+	if n > MaxSMTPBatch {
+		return SMTPBatchRequest{}, fmt.Errorf("a batch of %d messages is over the limit of %d", n, MaxSMTPBatch)
+	}
+	q := SMTPBatchRequest{Messages: make([]SMTPRequest, n)}
+	for i := range q.Messages {
+		q.Messages[i] = decodeSMTPRequest(r)
+	}
 	return q, r.End()
+}
+
+// SMTPBatchItem is the outcome of one message of a batch: Error is what the smtp import would have answered in its
+// envelope ("smtp 451 ...", "smtp: ..."), or empty, and then Answer is the relay's.
+type SMTPBatchItem struct {
+	Error  string
+	Answer SMTPAnswer
+}
+
+// SMTPBatchAnswer holds one item per message of the request, in its order.
+type SMTPBatchAnswer struct {
+	Items []SMTPBatchItem
+}
+
+// Encode appends the answer's encoding to w.
+func (a *SMTPBatchAnswer) Encode(w *Writer) {
+	w.U32(uint32(len(a.Items)))
+	for i := range a.Items {
+		w.String(a.Items[i].Error)
+		if a.Items[i].Error == "" {
+			a.Items[i].Answer.Encode(w)
+		}
+	}
+}
+
+// DecodeSMTPBatchAnswer reads an SMTPBatchAnswer from r and checks nothing follows it.
+func DecodeSMTPBatchAnswer(r *Reader) (SMTPBatchAnswer, error) {
+	var a SMTPBatchAnswer
+	if n := r.Count(4); n > 0 {
+		a.Items = make([]SMTPBatchItem, n)
+		for i := range a.Items {
+			if a.Items[i].Error = r.String(); a.Items[i].Error == "" {
+				a.Items[i].Answer = decodeSMTPAnswer(r)
+			}
+		}
+	}
+	return a, r.End()
 }
 
 // SMTPAnswer is the relay's answer to a message the host could hand over: Code and Message are the reply to the
@@ -148,6 +221,11 @@ func (a *SMTPAnswer) Encode(w *Writer) {
 
 // DecodeSMTPAnswer reads an SMTPAnswer from r and checks nothing follows it.
 func DecodeSMTPAnswer(r *Reader) (SMTPAnswer, error) {
+	a := decodeSMTPAnswer(r)
+	return a, r.End()
+}
+
+func decodeSMTPAnswer(r *Reader) SMTPAnswer {
 	a := SMTPAnswer{Code: r.U32(), Message: r.String()}
 	if n := r.Count(12); n > 0 {
 		a.Rejected = make([]SMTPRejection, n)
@@ -155,7 +233,7 @@ func DecodeSMTPAnswer(r *Reader) (SMTPAnswer, error) {
 			a.Rejected[i] = SMTPRejection{Recipient: r.String(), Code: r.U32(), Message: r.String()}
 		}
 	}
-	return a, r.End()
+	return a
 }
 
 // KVOpKind is what one key-value operation does.

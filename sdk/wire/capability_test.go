@@ -2,6 +2,7 @@ package wire
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,9 @@ func TestCapabilityAnswersRoundTrip(t *testing.T) {
 		{"smtp", (&SMTPAnswer{Code: 250, Message: "2.0.0 queued as X", Rejected: []SMTPRejection{{"b@x.test", 550, "no such user"}}}).Encode,
 			func(r *Reader) (any, error) { return DecodeSMTPAnswer(r) },
 			SMTPAnswer{Code: 250, Message: "2.0.0 queued as X", Rejected: []SMTPRejection{{"b@x.test", 550, "no such user"}}}},
+		{"smtp batch", (&SMTPBatchAnswer{Items: []SMTPBatchItem{{Answer: SMTPAnswer{Code: 250, Message: "ok"}}, {Error: "smtp 451 try later"}}}).Encode,
+			func(r *Reader) (any, error) { return DecodeSMTPBatchAnswer(r) },
+			SMTPBatchAnswer{Items: []SMTPBatchItem{{Answer: SMTPAnswer{Code: 250, Message: "ok"}}, {Error: "smtp 451 try later"}}}},
 		{"kv", (&KVAnswer{Results: []KVResult{{OK: true, Value: []byte("v")}, {OK: true, Entries: []KVEntry{{"a", []byte("1")}, {"b", nil}}, Next: "b"}}}).Encode,
 			func(r *Reader) (any, error) { return DecodeKVAnswer(r) },
 			KVAnswer{Results: []KVResult{{OK: true, Value: []byte("v")}, {OK: true, Entries: []KVEntry{{"a", []byte("1")}, {"b", nil}}, Next: "b"}}}},
@@ -63,6 +67,7 @@ func TestCapabilityRequestsRoundTrip(t *testing.T) {
 		{Kind: KVList, Key: "msg/", After: "msg/1", Limit: 10},
 	}}
 	smtp := SMTPRequest{From: "news@a.test", To: []string{"x@b.test", "y@b.test"}, Data: []byte("Subject: hi\r\n\r\nbody\r\n")}
+	batch := SMTPBatchRequest{Messages: []SMTPRequest{smtp, {From: "", To: []string{"z@b.test"}, Data: []byte("x")}}}
 	metric := MetricRequest{Name: "sent_total", Value: 1, Labels: Pairs{{"provider", "x"}}}
 	secret := SecretRequest{Name: "api_key"}
 	cases := []struct {
@@ -73,6 +78,7 @@ func TestCapabilityRequestsRoundTrip(t *testing.T) {
 	}{
 		{"kv", kv.Encode, func(b []byte) (any, error) { return DecodeKVRequest(b) }, kv},
 		{"smtp", smtp.Encode, func(b []byte) (any, error) { return DecodeSMTPRequest(b) }, smtp},
+		{"smtp batch", batch.Encode, func(b []byte) (any, error) { return DecodeSMTPBatchRequest(b) }, batch},
 		{"metric", metric.Encode, func(b []byte) (any, error) { return DecodeMetricRequest(b) }, metric},
 		{"secret", secret.Encode, func(b []byte) (any, error) { return DecodeSecretRequest(b) }, secret},
 	}
@@ -95,5 +101,14 @@ func TestCapabilityRequestsRoundTrip(t *testing.T) {
 	(&KVRequest{Ops: []KVOp{{Kind: 9}}}).Encode(w)
 	if _, err := DecodeKVRequest(w.Bytes()); err == nil {
 		t.Fatal("unknown kv operation accepted")
+	}
+}
+
+func TestSMTPBatchRequestLimit(t *testing.T) {
+	q := SMTPBatchRequest{Messages: make([]SMTPRequest, MaxSMTPBatch+1)}
+	w := NewWriter(nil)
+	q.Encode(w)
+	if _, err := DecodeSMTPBatchRequest(w.Bytes()); err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("a batch over the limit: %v", err)
 	}
 }

@@ -14,18 +14,56 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 )
 
-// Send builds and relays each message; a relay that cannot be reached fails the message for now (retry), not the
-// batch, so that the messages already relayed keep their result.
+// Send builds every message, then hands them to the relay together (sdk.SendMails), so that the host sends them
+// over all of its connections at once. Each message gets its own result: a relay that cannot be reached fails it
+// for now (retry), not the batch.
 func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
 	if err := c.loadDKIM(); err != nil {
 		return nil, err
 	}
 	out := make([]sdk.Result, len(msgs))
-	for i, m := range msgs {
-		out[i] = c.send(call, m)
+	var (
+		batch []sdk.SMTPMessage
+		index []int // index[k] is the message of batch[k]
+		size  int
+	)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		outcomes, err := sdk.SendMails(batch)
+		for k, i := range index {
+			if err != nil {
+				out[i].Status, out[i].Error = sdk.Retry, err.Error()
+				continue
+			}
+			out[i] = c.result(msgs[i], outcomes[k].Reply, outcomes[k].Err)
+		}
+		batch, index, size = batch[:0], index[:0], 0
 	}
+	for i, m := range msgs {
+		out[i].ID = m.ID
+		data, to, err := c.build(call, m)
+		if err == nil && c.dkimSigner != nil {
+			data, err = c.sign(data)
+		}
+		if err != nil {
+			out[i].Status, out[i].Error = sdk.Failed, err.Error()
+			continue
+		}
+		if len(batch) == sdk.MaxSendMails || size+len(data) > maxBatchBytes {
+			flush()
+		}
+		batch = append(batch, sdk.SMTPMessage{From: c.returnPath, To: []string{to}, Data: data})
+		index = append(index, i)
+		size += len(data)
+	}
+	flush()
 	return out, nil
 }
+
+// maxBatchBytes bounds the messages handed to the relay in one call (the host takes requests up to 32 MiB).
+const maxBatchBytes = 8 << 20
 
 // loadDKIM reads the DKIM key (a secret, so not in Configure) and parses it when it changed.
 func (c *channel) loadDKIM() error {
@@ -82,17 +120,9 @@ func (c *channel) sign(data []byte) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-func (c *channel) send(call sdk.Call, m sdk.Message) sdk.Result {
+// result reads the relay's answer to message m.
+func (c *channel) result(m sdk.Message, reply sdk.SMTPReply, err error) sdk.Result {
 	r := sdk.Result{ID: m.ID}
-	data, to, err := c.build(call, m)
-	if err == nil && c.dkimSigner != nil {
-		data, err = c.sign(data)
-	}
-	if err != nil {
-		r.Status, r.Error = sdk.Failed, err.Error()
-		return r
-	}
-	reply, err := sdk.SendMail(sdk.SMTPMessage{From: c.returnPath, To: []string{to}, Data: data})
 	switch {
 	case err != nil && sdk.IsPermanent(err):
 		r.Status, r.Error = sdk.Failed, err.Error()

@@ -1,4 +1,4 @@
-// Command caps is a test channel that exercises the smtp, kv, secrets and metrics capabilities, one per message,
+// Command caps is a test channel that exercises the smtp (one message or a batch), kv, secrets and metrics capabilities, one per message,
 // chosen by the message's "op" field. The manager's tests load it with real components behind each capability.
 package main
 
@@ -63,6 +63,24 @@ func (c *channel) run(op string, m sdk.Message) (string, error) {
 			return "", err
 		}
 		return strconv.Itoa(int(reply.Code)), nil
+	case "mails": // one message to each address of "to_list" (comma-separated), in one SendMails call
+		var batch []sdk.SMTPMessage
+		for _, to := range strings.Split(m.Fields.Get("to_list"), ",") {
+			data := "From: " + c.from + "\r\nTo: " + to + "\r\nSubject: batch\r\n\r\nHello\r\n"
+			batch = append(batch, sdk.SMTPMessage{From: c.from, To: []string{to}, Data: []byte(data)})
+		}
+		outcomes, err := sdk.SendMails(batch)
+		if err != nil {
+			return "", err
+		}
+		codes := make([]string, len(outcomes))
+		for i, o := range outcomes {
+			codes[i] = strconv.Itoa(int(o.Reply.Code))
+			if o.Err != nil {
+				codes[i] = fmt.Sprintf("permanent=%v %s", sdk.IsPermanent(o.Err), o.Err)
+			}
+		}
+		return strings.Join(codes, ";"), nil
 	case "count": // a shared counter, incremented with compare-and-swap
 		for {
 			old, found, err := sdk.KV.Get("count")
