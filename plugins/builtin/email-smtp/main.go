@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"sort"
 	"strings"
 
 	"github.com/crosscast/crosscast/sdk"
@@ -29,6 +30,7 @@ func init() {
 			{Name: "from", Type: "string", Required: true, Description: `The default sender: "Acme <news@acme.example>". A campaign's from field replaces it.`},
 			{Name: "reply_to", Type: "string", Description: "The default Reply-To address."},
 			{Name: "return_path", Type: "string", Description: "The envelope sender (MAIL FROM) bounces go to; default: the From address."},
+			{Name: "headers", Type: "map(string)", Description: "Headers added to every message: Feedback-ID for Gmail's feedback loop, X-Mailer, a provider's tracking header. Not the ones this channel writes (From, To, Subject, Date, Message-ID, Content-*, List-Unsubscribe...)."},
 			{Name: "message_id_domain", Type: "string", Description: "The domain of Message-ID headers; default: the From address's domain."},
 			{Name: "dkim_domain", Type: "string", Description: "Sign messages with DKIM for this domain (d=); with dkim_selector and dkim_key."},
 			{Name: "dkim_selector", Type: "string", Description: "The DKIM selector (s=): the key's DNS record is <selector>._domainkey.<domain>."},
@@ -41,6 +43,7 @@ func init() {
 			{Name: "text", Description: "The plain-text body; recommended with html (some clients and spam filters read it)."},
 			{Name: "from", Description: "The sender, replacing the configured one."},
 			{Name: "reply_to", Description: "The Reply-To address, replacing the configured one."},
+			{Name: "headers", Description: "More headers for this campaign, one \"Name: value\" per line; they replace configured headers of the same name."},
 		}},
 		SelfTests: []sdk.SelfTest{{
 			Name:     "refuses an address that is not one, without sending",
@@ -52,6 +55,8 @@ func init() {
 
 type channel struct {
 	from, replyTo, returnPath, domain string
+	// headers are the configured headers, in name order.
+	headers []extraHeader
 	// events is the provider whose webhooks Receive reads (nil: none).
 	events *eventsProvider
 	// dkimDomain and dkimSelector, when set, sign every message; the key is read with Secret and parsed once.
@@ -86,6 +91,18 @@ func (c *channel) Configure(cfg map[string]any) error {
 	c.dkimDomain, c.dkimSelector = str("dkim_domain"), str("dkim_selector")
 	if (c.dkimDomain == "") != (c.dkimSelector == "") {
 		return fmt.Errorf("dkim_domain and dkim_selector: set both to sign with DKIM, or neither")
+	}
+	c.headers = nil
+	if hs, ok := cfg["headers"].(map[string]any); ok {
+		for name, v := range hs {
+			value, _ := v.(string)
+			h, err := checkHeader(name, value)
+			if err != nil {
+				return fmt.Errorf("headers: %w", err)
+			}
+			c.headers = append(c.headers, h)
+		}
+		sort.Slice(c.headers, func(i, j int) bool { return c.headers[i].name < c.headers[j].name })
 	}
 	if err := c.configureEvents(str); err != nil {
 		return err

@@ -261,3 +261,53 @@ webhook_signing_key = "pm-hook-secret"`, Grants: plugintest.Grants{SMTP: true}})
 		}
 	}
 }
+
+func TestCustomHeaders(t *testing.T) {
+	h := plugintest.New(t, plugintest.Options{Config: `from = "news@acme.example"
+headers = { "Feedback-ID" = "spring:acme:crosscast", "X-Mailer" = "Crosscast" }`, Grants: plugintest.Grants{SMTP: true}})
+	res := h.Send(
+		message("m1", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "X-Campaign: spring\r\n\nX-Mailer: Édition printemps"}),
+		message("m2", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "X-Campaign: spring\nno colon here"}),
+		message("m3", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "Bcc: spy@example.com"}),
+		message("m4", "ana@example.com", map[string]string{"subject": "x", "text": "x"}),
+	)
+	if res[0].Status != sdk.Delivered || res[3].Status != sdk.Delivered {
+		t.Fatalf("results %+v", res)
+	}
+	if res[1].Status != sdk.Failed || !strings.Contains(res[1].Error, "headers line 2") {
+		t.Errorf("a line without a colon: %+v", res[1])
+	}
+	if res[2].Status != sdk.Failed || !strings.Contains(res[2].Error, `"Bcc"`) {
+		t.Errorf("a reserved header: %+v", res[2])
+	}
+	mails := h.Mails()
+	if len(mails) != 2 {
+		t.Fatalf("%d mails sent, want 2", len(mails))
+	}
+	byID := map[string]*mail.Message{} // the relay sends a batch at once: mails arrive in any order
+	for _, m := range mails {
+		msg, err := mail.ReadMessage(strings.NewReader(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID[msg.Header.Get("X-Crosscast-Message-ID")] = msg
+	}
+	first, second := byID["m1"], byID["m4"]
+	if first == nil || second == nil {
+		t.Fatalf("mails %v", byID)
+	}
+	mailer, _ := new(mime.WordDecoder).DecodeHeader(first.Header.Get("X-Mailer"))
+	if first.Header.Get("Feedback-ID") != "spring:acme:crosscast" || first.Header.Get("X-Campaign") != "spring" ||
+		mailer != "Édition printemps" || len(first.Header["X-Mailer"]) != 1 {
+		t.Fatalf("headers %v", first.Header)
+	}
+	if second.Header.Get("X-Mailer") != "Crosscast" || second.Header.Get("X-Campaign") != "" {
+		t.Fatalf("configured headers only: %v", second.Header)
+	}
+
+	_, err := plugintest.Load(t, plugintest.Options{Config: `from = "news@acme.example"
+headers = { "Subject" = "mine" }`, Grants: plugintest.Grants{SMTP: true}})
+	if err == nil || !strings.Contains(err.Error(), `headers: "Subject"`) {
+		t.Fatalf("a reserved configured header: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
+	"slices"
 	"strings"
 
 	"github.com/crosscast/crosscast/sdk"
@@ -65,11 +66,23 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	if c.events != nil && c.events.tag != nil {
 		c.events.tag(header, m.ID)
 	}
-	for _, h := range m.Headers {
+	for _, h := range m.Headers { // the engine's (List-Unsubscribe)
 		if !safeHeader(h.Key, h.Value) {
 			return nil, "", fmt.Errorf("header %q: not a header name, or a value with a line break", h.Key)
 		}
 		header(h.Key, h.Value)
+	}
+	extra, err := parseHeaders(m.Fields.Get("headers"))
+	if err != nil {
+		return nil, "", err
+	}
+	for _, h := range c.headers {
+		if !slices.ContainsFunc(extra, func(e extraHeader) bool { return strings.EqualFold(e.name, h.name) }) {
+			header(h.name, h.value)
+		}
+	}
+	for _, h := range extra {
+		header(h.name, h.value)
 	}
 	switch {
 	case html != "" && text != "":
@@ -179,6 +192,56 @@ func messageID(id, domain string) string { return "<" + hash(id)[:32] + "@" + do
 func hash(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+// extraHeader is an extra header: configured, or from a campaign's headers field.
+type extraHeader struct{ name, value string }
+
+// reservedHeaders are written by the channel, or by the relay: an extra header may not repeat or replace them.
+var reservedHeaders = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "subject": true, "date": true, "message-id": true,
+	"reply-to": true, "sender": true, "return-path": true, "received": true, "mime-version": true,
+	"content-type": true, "content-transfer-encoding": true, "list-unsubscribe": true, "list-unsubscribe-post": true,
+	"dkim-signature": true, "x-crosscast-message-id": true,
+}
+
+// checkHeader checks an extra header and encodes its value (RFC 2047 when it is not ASCII).
+func checkHeader(name, value string) (extraHeader, error) {
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	switch {
+	case !safeHeader(name, value):
+		return extraHeader{}, fmt.Errorf("%q: not a header name, or a value with a line break", name)
+	case reservedHeaders[strings.ToLower(name)]:
+		return extraHeader{}, fmt.Errorf("%q: the channel writes this header itself (use the campaign's fields, or the channel's config)", name)
+	case strings.HasPrefix(strings.ToLower(name), "content-"):
+		return extraHeader{}, fmt.Errorf("%q: the channel writes the Content-* headers itself", name)
+	case value == "":
+		return extraHeader{}, fmt.Errorf("%q: an empty value", name)
+	}
+	return extraHeader{name: name, value: encodeHeader(value)}, nil
+}
+
+// parseHeaders reads a campaign's headers field: one "Name: value" per line; blank lines are skipped.
+func parseHeaders(text string) ([]extraHeader, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, nil
+	}
+	var out []extraHeader
+	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("headers line %d: %q is not \"Name: value\"", i+1, line)
+		}
+		h, err := checkHeader(name, value)
+		if err != nil {
+			return nil, fmt.Errorf("headers line %d: %w", i+1, err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // safeHeader refuses header names that are not tokens and values that would start another header.
