@@ -1,12 +1,16 @@
 // Command sms-http is the bundled SMS channel: it sends through an HTTP SMS provider with the host's http
 // capability. It ships the Twilio Messages API (form-encoded To, From, Body, StatusCallback; HTTP Basic with the
 // account SID and auth token). Numbers are checked as E.164 before anything is sent, and each message's length in
-// SMS segments (GSM-7 or UCS-2) is counted in the sms_segments_total metric.
+// SMS segments (GSM-7 or UCS-2) is counted in the sms_segments_total metric. Both modes receive callbacks:
+// delivery receipts, naming our message by the ?m= its callback URL carries, and inbound messages, where a stop
+// word withdraws SMS consent. The generic mode reads any provider's callbacks as its config describes them
+// (receive.go).
 //
 // Written with the public SDK only. See docs/channels/sms-http.md.
 package main
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
@@ -35,10 +39,25 @@ func init() {
 			{Name: "from", Type: "string", Required: true, Description: "The sender: an E.164 number, an alphanumeric sender where allowed, or a Twilio Messaging Service SID (MG...)."},
 			{Name: "url", Type: "string", Description: "generic: where to send (POST)."},
 			{Name: "headers", Type: "map(string)", Description: "generic: request headers; {{token}} is replaced by auth_token."},
-			{Name: "body", Type: "string", Description: "generic: the request body, with {{to}}, {{from}}, {{text}}, {{id}} and {{token}} replaced (escaped for JSON or a form, by the Content-Type header)."},
-			{Name: "id_field", Type: "string", Description: "generic: the top-level field of the provider's JSON answer holding its message id."},
+			{Name: "body", Type: "string", Description: "generic: the request body, with {{to}}, {{from}}, {{text}}, {{id}}, {{token}} and {{callback}} (status_callback with the message id, and the token when callback_auth_param is set) replaced (escaped for JSON or a form, by the Content-Type header)."},
+			{Name: "id_field", Type: "string", Description: "generic: the field of the provider's JSON answer holding its message id; a dotted path reaches into objects and arrays (messages.0.message-id)."},
 			{Name: "stop_words", Type: "list(string)", Description: "More replies that withdraw SMS consent, beside STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, ARRET, ARRÊT, STOPP."},
-			{Name: "status_callback", Type: "string", Description: "Where Twilio posts delivery statuses: this server's /hooks/{workspace}/{plugin}."},
+			{Name: "status_callback", Type: "string", Description: "This server's /hooks/{workspace}/{plugin}: where Twilio posts delivery statuses; generic: the URL {{callback}} is made of."},
+			{Name: "receive_format", Type: "string", Description: `generic: how the provider's callbacks (delivery receipts, inbound messages) are encoded: "form" or "json" (an object, or an array of them); a callback without a body (GET) is read from its URL's query. Unset: the generic provider takes no callbacks.`},
+			{Name: "callback_auth", Type: "string", Description: `generic, required with receive_format: how a callback proves it is the provider's: "token" (callback_secret in the query parameter callback_auth_param or the header callback_auth_header) or "hmac-sha256" (the HMAC-SHA256 of the body under callback_secret, hex or base64, in the header callback_auth_header).`},
+			{Name: "callback_secret", Type: "string", Secret: true, Description: "generic: the token or HMAC key of callback_auth, at least 16 bytes."},
+			{Name: "callback_auth_param", Type: "string", Description: `generic, callback_auth = "token": the callback URL's query parameter holding the token; {{callback}} adds it.`},
+			{Name: "callback_auth_header", Type: "string", Description: "generic: the request header holding the token, or the HMAC signature."},
+			{Name: "status_field", Type: "string", Description: `generic: the callback field holding a delivery status (a dotted path reaches into JSON: "payload.status"); a callback with a status is a delivery receipt.`},
+			{Name: "delivered_statuses", Type: "list(string)", Description: "generic: the status values (any case) meaning delivered."},
+			{Name: "failed_statuses", Type: "list(string)", Description: "generic: the status values meaning the number will never work: a hard bounce, which withdraws SMS consent."},
+			{Name: "soft_failed_statuses", Type: "list(string)", Description: "generic: the status values meaning not delivered this time: a soft bounce (three in a row withdraw consent), hard when the error code is in permanent_errors. Statuses in no list (queued, sent, buffered) are acknowledged and ignored."},
+			{Name: "error_field", Type: "string", Description: "generic: the callback field holding a failure's error code."},
+			{Name: "permanent_errors", Type: "list(string)", Description: "generic: the error codes that make a soft failure permanent (the number is invalid or gone)."},
+			{Name: "message_id_field", Type: "string", Description: "generic: the callback field echoing a reference given at send as {{id}} (a client reference); when it is empty, the callback URL's ?m= names the message."},
+			{Name: "provider_id_field", Type: "string", Description: "generic: the callback field holding the provider's message id."},
+			{Name: "from_field", Type: "string", Description: "generic: the inbound message's field holding the sender's number (a + is added to bare digits)."},
+			{Name: "text_field", Type: "string", Description: "generic: the inbound message's field holding its text; a callback with a text and no status is an inbound message: a stop word withdraws SMS consent, any other text is a reply."},
 			{Name: "api_base", Type: "string", Description: "The API's base URL (default https://api.twilio.com): a compatible provider, or a test server."},
 		},
 		Metrics: []sdk.Metric{{Name: "sms_segments_total", Type: "counter", Help: "SMS segments sent (a long or non-GSM message takes several)."}},
@@ -62,11 +81,15 @@ type channel struct {
 	extraStops []string
 }
 
-// genericRequest is the operator's description of a provider's send request.
+// genericRequest is the operator's description of a provider's send request, and of its callbacks.
 type genericRequest struct {
 	url, body, idField string
 	headers            map[string]string
 	json               bool
+	// callback is status_callback, the URL {{callback}} is made of.
+	callback string
+	// receive reads the provider's callbacks; nil when the operator described none.
+	receive *genericReceive
 }
 
 var (
@@ -89,6 +112,9 @@ func (c *channel) Configure(cfg map[string]any) error {
 		return c.configureGeneric(cfg, str)
 	default:
 		return fmt.Errorf("provider: %q is not twilio or generic", p)
+	}
+	if name := setReceiveField(cfg); name != "" {
+		return fmt.Errorf(`%s: only read by provider = "generic"; the twilio preset reads Twilio's own callbacks`, name)
 	}
 	c.sid = str("account_sid")
 	if !accountSID.MatchString(c.sid) {
@@ -128,12 +154,24 @@ func (c *channel) configureGeneric(cfg map[string]any, str func(string) string) 
 			g.json = true
 		}
 	}
+	g.callback = str("status_callback")
+	if g.callback != "" {
+		if u, err := url.Parse(g.callback); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			return fmt.Errorf("status_callback: %q is not an http(s) URL", g.callback)
+		}
+	} else if strings.Contains(g.body, "{{callback}}") {
+		return fmt.Errorf("body: {{callback}} needs status_callback, this server's /hooks/{workspace}/{plugin} URL")
+	}
+	var err error
+	if g.receive, err = configureReceive(cfg, str); err != nil {
+		return err
+	}
 	c.from, c.generic = str("from"), g
 	return nil
 }
 
-// sendGeneric sends a message with the operator's request.
-func (c *channel) sendGeneric(m sdk.Message, text, from, token string) sdk.Result {
+// sendGeneric sends a message with the operator's request; callback is the base of its {{callback}}.
+func (c *channel) sendGeneric(m sdk.Message, text, from, token, callback string) sdk.Result {
 	r := sdk.Result{ID: m.ID}
 	g := c.generic
 	escape := url.QueryEscape
@@ -142,7 +180,7 @@ func (c *channel) sendGeneric(m sdk.Message, text, from, token string) sdk.Resul
 	}
 	fill := func(tmpl string, esc func(string) string) string {
 		return strings.NewReplacer("{{to}}", esc(m.To), "{{from}}", esc(from), "{{text}}", esc(text), "{{id}}", esc(m.ID),
-			"{{token}}", esc(token)).Replace(tmpl)
+			"{{token}}", esc(token), "{{callback}}", esc(callbackURL(callback, m.ID))).Replace(tmpl)
 	}
 	var headers sdk.Pairs
 	for k, v := range g.headers {
@@ -159,9 +197,11 @@ func (c *channel) sendGeneric(m sdk.Message, text, from, token string) sdk.Resul
 	case resp.Status >= 200 && resp.Status < 300:
 		r.Status = sdk.Accepted
 		if g.idField != "" {
+			dec := json.NewDecoder(bytes.NewReader(resp.Body))
+			dec.UseNumber() // a numeric id as written, not as a float
 			var answer map[string]any
-			if json.Unmarshal(resp.Body, &answer) == nil {
-				r.ProviderID = fmt.Sprint(answer[g.idField])
+			if dec.Decode(&answer) == nil {
+				r.ProviderID = clip(jsonField(answer, g.idField), maxIDLen)
 			}
 		}
 		_ = sdk.Count("sms_segments_total", float64(Segments(text)))
@@ -190,6 +230,10 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 		return nil, fmt.Errorf("the auth token is missing")
 	}
 	if c.generic != nil {
+		callback, err := c.genericCallback()
+		if err != nil {
+			return nil, err
+		}
 		out := make([]sdk.Result, len(msgs))
 		for i, m := range msgs {
 			text, from, fail := c.check(m)
@@ -197,7 +241,7 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 				out[i] = sdk.Result{ID: m.ID, Status: sdk.Failed, Error: fail}
 				continue
 			}
-			out[i] = c.sendGeneric(m, text, from, token)
+			out[i] = c.sendGeneric(m, text, from, token, callback)
 		}
 		return out, nil
 	}
@@ -207,6 +251,19 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 		out[i] = c.send(m, auth)
 	}
 	return out, nil
+}
+
+// genericCallback is the base of {{callback}}: status_callback, with the token when callbacks carry it in the query.
+func (c *channel) genericCallback() (string, error) {
+	g := c.generic
+	if g.callback == "" || g.receive == nil || g.receive.authParam == "" || !strings.Contains(g.body, "{{callback}}") {
+		return g.callback, nil
+	}
+	secret, _, err := sdk.Secret("callback_secret")
+	if err != nil {
+		return "", fmt.Errorf("reading callback_secret: %w", err)
+	}
+	return withQuery(g.callback, g.receive.authParam, secret), nil
 }
 
 // check reads a message's text and sender, or says why it cannot be sent.
@@ -240,7 +297,7 @@ func (c *channel) send(m sdk.Message, auth string) sdk.Result {
 	}
 	if c.callback != "" {
 		// Our message id rides in the callback's query: Twilio's status callback then names it.
-		form.Set("StatusCallback", withQuery(c.callback, "m", m.ID))
+		form.Set("StatusCallback", callbackURL(c.callback, m.ID))
 	}
 	resp, err := sdk.HTTP(sdk.HTTPRequest{Method: "POST", URL: c.base + "/2010-04-01/Accounts/" + c.sid + "/Messages.json",
 		Body: []byte(form.Encode()), Headers: sdk.Pairs{
@@ -314,10 +371,17 @@ func Segments(text string) int {
 // config stop_words adds more.
 var stopWords = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET", "ARRÊT", "STOPP"}
 
-// Receive takes Twilio's status callbacks (the message id rides in the callback URL's query) and inbound messages
-// (a stop word withdraws SMS consent), after checking X-Twilio-Signature: base64 HMAC-SHA1, under the auth token,
-// of the URL Twilio called and the form's keys and values sorted by key.
+// Receive takes the provider's callbacks: the generic mode's as config describes them (receiveGeneric), or
+// Twilio's status callbacks (the message id rides in the callback URL's query) and inbound messages (a stop word
+// withdraws SMS consent), after checking X-Twilio-Signature: base64 HMAC-SHA1, under the auth token, of the URL
+// Twilio called and the form's keys and values sorted by key.
 func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, error) {
+	if len(req.Body) > maxCallbackBody {
+		return reply(413, fmt.Sprintf("the body is over %d KiB: not an SMS callback", maxCallbackBody>>10)), nil
+	}
+	if c.generic != nil {
+		return c.receiveGeneric(req)
+	}
 	if c.callback == "" {
 		return sdk.HookReply{Status: 404, Body: []byte("no status_callback is configured")}, nil
 	}
@@ -340,8 +404,7 @@ func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, er
 		return sdk.HookReply{Status: 403, Body: []byte("bad signature")}, nil
 	}
 	var events []sdk.ChannelEvent
-	query, _ := url.ParseQuery(req.RawQuery)
-	msgID := query.Get("m")
+	msgID := messageIDOf(req.RawQuery)
 	switch status := form.Get("MessageStatus"); {
 	case status == "delivered":
 		events = append(events, sdk.ChannelEvent{Type: sdk.EventDelivered, MessageID: msgID, ProviderID: form.Get("MessageSid"), Address: form.Get("To")})
@@ -350,21 +413,10 @@ func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, er
 		events = append(events, sdk.ChannelEvent{Type: sdk.EventBounced, MessageID: msgID, ProviderID: form.Get("MessageSid"),
 			Address: form.Get("To"), Permanent: permanentCodes[code], Detail: "Twilio error " + code})
 	case status == "" && form.Get("Body") != "":
-		// An inbound message.
-		word := strings.ToUpper(strings.TrimSpace(form.Get("Body")))
-		for _, w := range c.stopWords() {
-			if word == w {
-				events = append(events, sdk.ChannelEvent{Type: sdk.EventUnsubscribed, Address: form.Get("From"), Detail: form.Get("Body")})
-			}
-		}
-		if len(events) == 0 {
-			events = append(events, sdk.ChannelEvent{Type: sdk.EventReplied, Address: form.Get("From"), Detail: form.Get("Body")})
-		}
+		events = append(events, c.inboundEvent(form.Get("From"), form.Get("Body")))
 	}
 	return sdk.HookReply{Status: 200, Headers: sdk.Pairs{{Key: "Content-Type", Value: "text/xml"}}, Body: []byte("<Response></Response>"), Events: events}, nil
 }
-
-func (c *channel) stopWords() []string { return append(slices.Clone(stopWords), c.extraStops...) }
 
 // permanentCodes are Twilio's error codes for a number that will not work again (unknown, unreachable for good, a
 // landline, blocked).
