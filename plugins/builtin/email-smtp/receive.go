@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/crosscast/crosscast/sdk"
 )
@@ -36,32 +38,53 @@ type mailgunEvent struct {
 
 // eventsConfig are the config fields of event webhooks.
 var eventsConfig = []sdk.ConfigField{
-	{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: ` + providerNames() + ` (delivered, bounces, complaints, unsubscribes, opens, clicks); empty: none.`},
-	{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "Mailgun: its HTTP webhook signing key. Postmark: the password of the Basic auth in the webhook URL you give it (user crosscast)."},
+	{Name: "events", Type: "string", Description: `The provider whose event webhooks receive reads: ` + providerNames() + ` (deliveries, bounces, complaints, unsubscribes, opens, clicks); empty: none.`},
+	{Name: "webhook_signing_key", Type: "string", Secret: true, Description: "Mailgun: its HTTP webhook signing key. Postmark: the password of the Basic auth in the webhook URL you give it (user crosscast). Not used by ses (Amazon signs SNS messages, checked with its certificate) nor sendgrid (see sendgrid_verification_key)."},
+	{Name: "sns_topic_arn", Type: "string", Description: `events = "ses" (required): the ARN of the Amazon SNS topic SES publishes its events to, arn:aws:sns:<region>:<account>:<topic>. Messages from any other topic are refused, however well signed. Grant http_hosts = ["https://sns.<region>.amazonaws.com"] so that the channel can fetch SNS's signing certificate and confirm the subscription.`},
+	{Name: "ses_configuration_set", Type: "string", Description: `events = "ses" (optional): the SES configuration set every message names (header X-SES-CONFIGURATION-SET), whose SNS event destination publishes the events; empty: the sending identity's default configuration set, if any.`},
+	{Name: "sendgrid_verification_key", Type: "string", Description: `events = "sendgrid" (required): the verification key SendGrid shows when you enable the Signed Event Webhook (base64 of an ECDSA P-256 public key; a public key, not a secret). Requests whose signature does not verify with it, or signed more than 10 minutes from the host's clock, are refused.`},
 }
 
-// eventsProvider is an email provider whose event webhooks (delivery, bounces, complaints...) Receive reads.
+// eventsProvider is an email provider whose event webhooks (delivery, bounces, complaints...) Receive reads, as
+// one instance's configuration set it up.
 type eventsProvider struct {
 	// tag writes the headers that make the provider hand the Crosscast message id back in its events.
 	tag func(header func(name, value string), id string)
-	// receive checks that req is the provider's, with the webhook signing key, and reads its events.
-	receive func(req sdk.HookRequest, key string) sdk.HookReply
+	// signingKey says that receive needs the secret webhook_signing_key (Receive answers 503 without it).
+	signingKey bool
+	// receive checks that req is the provider's and reads its events; key is webhook_signing_key when signingKey
+	// is set.
+	receive func(call sdk.Call, req sdk.HookRequest, key string) sdk.HookReply
 }
 
-// eventsProviders are the providers config events can name.
-var eventsProviders = map[string]*eventsProvider{
-	"mailgun": {
-		// Mailgun hands custom variables back in its events: the message id comes back with a bounce.
-		tag: func(header func(name, value string), id string) {
-			header("X-Mailgun-Variables", `{"crosscast_id":"`+id+`"}`)
-		},
-		receive: receiveMailgun,
+// eventsProviders are the providers config events can name, each with the constructor that reads its config
+// fields (str) and refuses a bad one, naming the field.
+var eventsProviders = map[string]func(str func(string) string) (*eventsProvider, error){
+	"mailgun": func(func(string) string) (*eventsProvider, error) {
+		return &eventsProvider{
+			// Mailgun hands custom variables back in its events: the message id comes back with a bounce.
+			tag: func(header func(name, value string), id string) {
+				header("X-Mailgun-Variables", `{"crosscast_id":`+jsonText(id)+`}`)
+			},
+			signingKey: true,
+			receive:    func(_ sdk.Call, req sdk.HookRequest, key string) sdk.HookReply { return receiveMailgun(req, key) },
+		}, nil
 	},
-	"postmark": {
-		// So does Postmark with metadata headers.
-		tag:     func(header func(name, value string), id string) { header("X-PM-Metadata-crosscast_id", id) },
-		receive: receivePostmark,
+	"postmark": func(func(string) string) (*eventsProvider, error) {
+		return &eventsProvider{
+			// So does Postmark with metadata headers.
+			tag:        func(header func(name, value string), id string) { header("X-PM-Metadata-crosscast_id", id) },
+			signingKey: true,
+			receive:    func(_ sdk.Call, req sdk.HookRequest, key string) sdk.HookReply { return receivePostmark(req, key) },
+		}, nil
 	},
+	"ses":      newSESEvents,
+	"sendgrid": newSendGridEvents,
+}
+
+// providerFields are the config fields only one provider reads: set with another, they are a mistake.
+var providerFields = []struct{ field, provider string }{
+	{"sns_topic_arn", "ses"}, {"ses_configuration_set", "ses"}, {"sendgrid_verification_key", "sendgrid"},
 }
 
 func providerNames() string {
@@ -73,16 +96,25 @@ func providerNames() string {
 	return strings.Join(names, ", ")
 }
 
-// configureEvents reads config events.
+// configureEvents reads config events and the fields of the provider it names.
 func (c *channel) configureEvents(str func(string) string) error {
 	c.events = nil
 	name := str("events")
+	for _, f := range providerFields {
+		if str(f.field) != "" && name != f.provider {
+			return fmt.Errorf("%s: only read with events = %q (events is %q): remove it, or set events", f.field, f.provider, name)
+		}
+	}
 	if name == "" {
 		return nil
 	}
-	p, ok := eventsProviders[name]
+	newProvider, ok := eventsProviders[name]
 	if !ok {
 		return fmt.Errorf("events: %q is not a provider this channel reads (%s)", name, providerNames())
+	}
+	p, err := newProvider(str)
+	if err != nil {
+		return err
 	}
 	c.events = p
 	return nil
@@ -93,11 +125,39 @@ func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, er
 	if c.events == nil {
 		return sdk.HookReply{Status: 404, Body: []byte("no events provider is configured")}, nil
 	}
-	key, ok, err := sdk.Secret("webhook_signing_key")
-	if err != nil || !ok || key == "" {
-		return sdk.HookReply{Status: 503, Body: []byte("the webhook signing key is not configured")}, nil
+	key := ""
+	if c.events.signingKey {
+		k, ok, err := sdk.Secret("webhook_signing_key")
+		if err != nil || !ok || k == "" {
+			return sdk.HookReply{Status: 503, Body: []byte("the webhook signing key is not configured")}, nil
+		}
+		key = k
 	}
-	return c.events.receive(req, key), nil
+	return c.events.receive(call, req, key), nil
+}
+
+// reply is a webhook reply with a plain-text body saying what happened.
+func reply(status uint32, format string, args ...any) sdk.HookReply {
+	return sdk.HookReply{Status: status, Headers: sdk.Pairs{{Key: "Content-Type", Value: "text/plain; charset=utf-8"}},
+		Body: []byte(fmt.Sprintf(format, args...))}
+}
+
+// jsonText is s as a JSON string, quotes included, in ASCII only (other characters as \u escapes): safe in a
+// header value, with no line break and no 8-bit byte.
+func jsonText(s string) string {
+	b, _ := json.Marshal(s) // cannot fail for a string; invalid UTF-8 becomes U+FFFD
+	var out strings.Builder
+	out.Grow(len(b))
+	for _, r := range string(b) {
+		if r < utf8.RuneSelf {
+			out.WriteRune(r)
+			continue
+		}
+		for _, u := range utf16.Encode([]rune{r}) {
+			fmt.Fprintf(&out, `\u%04x`, u)
+		}
+	}
+	return out.String()
 }
 
 // receiveMailgun reads a Mailgun webhook, signed: hex HMAC-SHA256, under the webhook signing key, of the
