@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 
@@ -73,7 +74,9 @@ func capabilityFunc(name string) api.GoModuleFunc {
 			if fn := p.hostFunc(name); fn == nil {
 				err = errors.New(notGranted)
 			} else {
-				err = fn(ctx, b, w)
+				// A copy: what a host function keeps (an HTTP body a transport still reads) must not outlive the
+				// instance's memory, which is unmapped when the instance closes.
+				err = fn(ctx, bytes.Clone(b), w)
 			}
 		}
 		if err != nil {

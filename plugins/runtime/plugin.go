@@ -448,7 +448,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithNanosleep(inst.sleep).
 		WithRandSource(rand.Reader) // the default source is deterministic: no good for nonces or boundaries
-	mod, err := p.rt.wz.InstantiateModule(ictx, p.code.cm, cfg)
+	mod, err := p.rt.wz.InstantiateModule(withMemory(ictx), p.code.cm, cfg)
 	if err != nil {
 		if ctx.Err() != nil || ictx.Err() != nil {
 			return nil, p.classify(ctx, ictx, err)
