@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -282,5 +283,35 @@ func TestSelfTestsRunUnderTheHost(t *testing.T) {
 	man.SelfTests[0].Want = nil
 	if err := runSelfTests(ctx, p, man, time.Now()); err == nil || !strings.Contains(err.Error(), "declares 1 messages but 0 expected statuses") {
 		t.Fatalf("malformed self-test: %v", err)
+	}
+}
+
+// A batch over maxSendInput goes in several calls, each message answered once, in order.
+func TestLargeBatchesGoInSeveralCalls(t *testing.T) {
+	m, err := New(context.Background(), opts(t), DefaultSpecs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	body := strings.Repeat("<p>20 KB of newsletter</p>\n", 20<<10/27)
+	msgs := make([]wire.Message, 300) // about 6 MiB
+	for i := range msgs {
+		msgs[i] = wire.Message{ID: fmt.Sprintf("m%03d", i), To: "ana@example.com", Fields: wire.Pairs{{Key: "html", Value: body}}}
+	}
+	before := m.List()[1].Calls
+	res, err := m.Send(context.Background(), "acme", "null", time.Now(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(msgs) {
+		t.Fatalf("%d results for %d messages", len(res), len(msgs))
+	}
+	for i, r := range res {
+		if r.ID != msgs[i].ID || r.Status != wire.StatusDelivered {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+	}
+	if calls := m.List()[1].Calls - before; calls != 2 {
+		t.Fatalf("%d calls for 6 MiB of messages, want 2", calls)
 	}
 }
