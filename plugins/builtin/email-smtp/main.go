@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/crosscast/crosscast/sdk"
 )
@@ -55,6 +56,9 @@ func init() {
 
 type channel struct {
 	from, replyTo, returnPath, domain string
+	// dateAt and dateText are the last Date header formatted.
+	dateAt   time.Time
+	dateText string
 	// headers are the configured headers, in name order.
 	headers []extraHeader
 	// events is the provider whose webhooks Receive reads (nil: none).

@@ -1,30 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/crosscast/crosscast/sdk"
 )
 
-// build returns the message as RFC 5322 text with CRLF line ends, and its recipient.
-func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
+// build appends the message to dst as RFC 5322 text with CRLF line ends, and returns dst extended and the
+// recipient. On an error dst is returned as it was given, the message's bytes (if any) past its length.
+func (c *channel) build(dst []byte, call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	to, err := parseAddress(m.To)
 	if err != nil {
-		return nil, "", fmt.Errorf("to: %q is not an address", m.To)
+		return dst, "", fmt.Errorf("to: %q is not an address", m.To)
 	}
 	from := c.from
 	if f := m.Fields.Get("from"); f != "" {
 		a, err := mail.ParseAddress(f)
 		if err != nil {
-			return nil, "", fmt.Errorf("from: %q is not an address", f)
+			return dst, "", fmt.Errorf("from: %q is not an address", f)
 		}
 		from = a.String()
 	}
@@ -32,26 +32,33 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	if r := m.Fields.Get("reply_to"); r != "" {
 		a, err := mail.ParseAddress(r)
 		if err != nil {
-			return nil, "", fmt.Errorf("reply_to: %q is not an address", r)
+			return dst, "", fmt.Errorf("reply_to: %q is not an address", r)
 		}
 		replyTo = a.String()
 	}
 	subject := m.Fields.Get("subject")
 	html, text := m.Fields.Get("html"), m.Fields.Get("text")
 	if html == "" && text == "" {
-		return nil, "", errNoBody
+		return dst, "", errNoBody
 	}
 	if pre := m.Fields.Get("preheader"); pre != "" && html != "" {
 		html = `<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">` + escapeHTML(pre) + `</div>` + html
 	}
-	var b bytes.Buffer
-	b.Grow(len(html) + len(text) + 1024)
-	sum := hash(m.ID)
+	for _, h := range m.Headers { // the engine's (List-Unsubscribe)
+		if !safeHeader(h.Key, h.Value) {
+			return dst, "", fmt.Errorf("header %q: not a header name, or a value with a line break", h.Key)
+		}
+	}
+	extra, err := parseHeaders(m.Fields.Get("headers"))
+	if err != nil {
+		return dst, "", err
+	}
+	b := slices.Grow(dst, messageSize(html, text))
 	header := func(name, value string) {
-		b.WriteString(name)
-		b.WriteString(": ")
-		b.WriteString(value)
-		b.WriteString("\r\n")
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, value...)
+		b = append(b, "\r\n"...)
 	}
 	header("From", from)
 	header("To", to.String())
@@ -59,22 +66,15 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 		header("Reply-To", replyTo)
 	}
 	header("Subject", encodeHeader(subject))
-	header("Date", call.Now.UTC().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
-	header("Message-ID", "<"+sum[:32]+"@"+c.domain+">")
+	header("Date", c.date(call.Now))
+	header("Message-ID", messageID(m.ID, c.domain))
 	header("MIME-Version", "1.0")
 	header("X-Crosscast-Message-ID", m.ID)
 	if c.events != nil && c.events.tag != nil {
 		c.events.tag(header, m.ID)
 	}
-	for _, h := range m.Headers { // the engine's (List-Unsubscribe)
-		if !safeHeader(h.Key, h.Value) {
-			return nil, "", fmt.Errorf("header %q: not a header name, or a value with a line break", h.Key)
-		}
+	for _, h := range m.Headers {
 		header(h.Key, h.Value)
-	}
-	extra, err := parseHeaders(m.Fields.Get("headers"))
-	if err != nil {
-		return nil, "", err
 	}
 	for _, h := range c.headers {
 		if !slices.ContainsFunc(extra, func(e extraHeader) bool { return strings.EqualFold(e.name, h.name) }) {
@@ -86,81 +86,68 @@ func (c *channel) build(call sdk.Call, m sdk.Message) ([]byte, string, error) {
 	}
 	switch {
 	case html != "" && text != "":
-		boundary := "=_" + sum[:24]
+		boundary := "=_" + token(m.ID)
 		header("Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
-		b.WriteString("\r\n")
-		for _, part := range []struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
-			b.WriteString("--" + boundary + "\r\n")
-			b.WriteString("Content-Type: " + part.typ + "; charset=utf-8\r\n")
-			writeBody(&b, part.body, func(name, value string) { b.WriteString(name + ": " + value + "\r\n") })
-			b.WriteString("\r\n")
+		b = append(b, "\r\n"...)
+		for _, part := range [...]struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
+			b = append(b, "--"...)
+			b = append(b, boundary...)
+			b = append(b, "\r\nContent-Type: "...)
+			b = append(b, part.typ...)
+			b = append(b, "; charset=utf-8\r\n"...)
+			b = appendBody(b, part.body)
+			b = append(b, "\r\n"...)
 		}
-		b.WriteString("--" + boundary + "--\r\n")
+		b = append(b, "--"...)
+		b = append(b, boundary...)
+		b = append(b, "--\r\n"...)
 	case html != "":
 		header("Content-Type", "text/html; charset=utf-8")
-		writeBody(&b, html, header)
+		b = appendBody(b, html)
 	default:
 		header("Content-Type", "text/plain; charset=utf-8")
-		writeBody(&b, text, header)
+		b = appendBody(b, text)
 	}
-	return b.Bytes(), to.Address, nil
+	return b, to.Address, nil
+}
+
+// messageSize is about what a message with these bodies takes: the bodies, their line breaks made CRLF, and the
+// headers. Quoted-printable needs more, and gets it as it goes.
+func messageSize(html, text string) int {
+	return len(html) + len(text) + (len(html)+len(text))/32 + 1024
+}
+
+// appendBody appends a part's Content-Transfer-Encoding header, the blank line, and its body: as it is (7bit, line
+// ends made CRLF) when it is ASCII with short lines, the common case and the cheap one; quoted-printable otherwise.
+func appendBody(b []byte, body string) []byte {
+	mark := len(b)
+	b = append(b, "Content-Transfer-Encoding: 7bit\r\n\r\n"...)
+	if out, ok := append7bit(b, body); ok {
+		return out
+	}
+	b = append(b[:mark], "Content-Transfer-Encoding: quoted-printable\r\n\r\n"...)
+	return appendQP(b, body)
 }
 
 // encodeHeader encodes a header value with RFC 2047 when it is not plain ASCII.
 func encodeHeader(s string) string {
-	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return mime.QEncoding.Encode("utf-8", s)
+		switch c := s[i]; {
+		case c >= 0x80:
+			ascii = false
+		case c == '\r' || c == '\n':
+			s = lineBreaks.Replace(s)
 		}
 	}
-	return s
+	if ascii {
+		return s
+	}
+	return mime.QEncoding.Encode("utf-8", s)
 }
 
-// writeBody writes a body's Content-Transfer-Encoding header, the blank line, and the body: as it is (7bit, line
-// ends made CRLF) when it is ASCII with short lines, the common case and the cheap one; quoted-printable otherwise.
-func writeBody(b *bytes.Buffer, body string, header func(name, value string)) {
-	if plain7bit(body) {
-		header("Content-Transfer-Encoding", "7bit")
-		b.WriteString("\r\n")
-		for len(body) > 0 {
-			i := strings.IndexByte(body, '\n')
-			if i < 0 {
-				b.WriteString(body)
-				break
-			}
-			b.WriteString(strings.TrimSuffix(body[:i], "\r"))
-			b.WriteString("\r\n")
-			body = body[i+1:]
-		}
-		return
-	}
-	header("Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	writeQP(b, body)
-}
-
-// plain7bit tells whether body is ASCII without NUL or lone CR, in lines of at most 998 bytes (RFC 5322).
-func plain7bit(body string) bool {
-	line := 0
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case c >= 0x80 || c == 0:
-			return false
-		case c == '\r':
-			if i+1 >= len(body) || body[i+1] != '\n' {
-				return false
-			}
-		case c == '\n':
-			line = 0
-			continue
-		}
-		if line++; line > 998 {
-			return false
-		}
-	}
-	return true
-}
+// lineBreaks makes a header value one line.
+var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
 
 // parseAddress reads an address: a plain one (what the host gives for contacts) without the cost of a full
 // parse, anything else with net/mail.
@@ -172,22 +159,34 @@ func parseAddress(s string) (*mail.Address, error) {
 	return mail.ParseAddress(s)
 }
 
-// writeQP writes body quoted-printable, with CRLF line ends.
-func writeQP(b *bytes.Buffer, body string) {
-	body = strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\r", "\n")
-	w := quotedprintable.NewWriter(b)
-	lines := strings.Split(body, "\n")
-	for i, line := range lines {
-		_, _ = w.Write([]byte(line))
-		if i < len(lines)-1 {
-			_, _ = w.Write([]byte("\r\n"))
+// messageID is the Message-ID of a message: its token at domain.
+func messageID(id, domain string) string { return "<" + token(id) + "@" + domain + ">" }
+
+// token is a message's host id as it can appear in a Message-ID and a MIME boundary: the id itself when it is a
+// dot-atom of letters, digits, "_", "-" and "." of at most 68 bytes (the campaign engine's ids are; a boundary
+// may have 70), its hash otherwise. Hashing cost the guest 24 us a message.
+func token(id string) string {
+	if len(id) == 0 || len(id) > 68 || id[0] == '.' || id[len(id)-1] == '.' {
+		return hash(id)[:32]
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		case c == '.' && id[i-1] != '.':
+		default:
+			return hash(id)[:32]
 		}
 	}
-	_ = w.Close()
+	return id
 }
 
-// messageID is the Message-ID of a message: its host id, hashed (ids hold dots and may be long), at domain.
-func messageID(id, domain string) string { return "<" + hash(id)[:32] + "@" + domain + ">" }
+// date is the Date header of messages sent at now, formatted once per instant (a batch shares its call's).
+func (c *channel) date(now time.Time) string {
+	if !now.Equal(c.dateAt) || c.dateText == "" {
+		c.dateAt, c.dateText = now, now.UTC().Format("Mon, 02 Jan 2006 15:04:05 -0700")
+	}
+	return c.dateText
+}
 
 func hash(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -246,7 +245,7 @@ func parseHeaders(text string) ([]extraHeader, error) {
 
 // safeHeader refuses header names that are not tokens and values that would start another header.
 func safeHeader(name, value string) bool {
-	if name == "" || strings.ContainsAny(value, "\r\n") {
+	if name == "" || strings.IndexByte(value, '\n') >= 0 || strings.IndexByte(value, '\r') >= 0 {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

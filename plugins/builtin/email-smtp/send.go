@@ -16,7 +16,8 @@ import (
 
 // Send builds every message, then hands them to the relay together (sdk.SendMails), so that the host sends them
 // over all of its connections at once. Each message gets its own result: a relay that cannot be reached fails it
-// for now (retry), not the batch.
+// for now (retry), not the batch. The messages are built one after the other in one buffer: an allocation per
+// message cost the guest about 10 us.
 func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) {
 	if err := c.loadDKIM(); err != nil {
 		return nil, err
@@ -27,6 +28,11 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 		index []int // index[k] is the message of batch[k]
 		size  int
 	)
+	estimate := 0
+	for _, m := range msgs {
+		estimate += messageSize(m.Fields.Get("html"), m.Fields.Get("text"))
+	}
+	arena := make([]byte, 0, min(estimate, maxBatchBytes+1<<20))
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -39,20 +45,26 @@ func (c *channel) Send(call sdk.Call, msgs []sdk.Message) ([]sdk.Result, error) 
 			}
 			out[i] = c.result(msgs[i], outcomes[k].Reply, outcomes[k].Err)
 		}
-		batch, index, size = batch[:0], index[:0], 0
+		batch, index, size, arena = batch[:0], index[:0], 0, arena[:0] // SendMails copied the messages
 	}
 	for i, m := range msgs {
 		out[i].ID = m.ID
-		data, to, err := c.build(call, m)
-		if err == nil && c.dkimSigner != nil {
-			data, err = c.sign(data)
+		if len(batch) == sdk.MaxSendMails || size >= maxBatchBytes {
+			flush()
 		}
+		start := len(arena)
+		next, to, err := c.build(arena, call, m)
 		if err != nil {
 			out[i].Status, out[i].Error = sdk.Failed, err.Error()
 			continue
 		}
-		if len(batch) == sdk.MaxSendMails || size+len(data) > maxBatchBytes {
-			flush()
+		arena = next
+		data := arena[start:len(arena):len(arena)]
+		if c.dkimSigner != nil {
+			if data, err = c.sign(data); err != nil {
+				out[i].Status, out[i].Error = sdk.Failed, err.Error()
+				continue
+			}
 		}
 		batch = append(batch, sdk.SMTPMessage{From: c.returnPath, To: []string{to}, Data: data})
 		index = append(index, i)
