@@ -51,7 +51,9 @@ smtp "relay" {
 		b.Fatal(err)
 	}
 	defer plugins.Close(ctx)
-	link := func(kind string, n int) string { return "http://localhost:8080/" + kind + "/bench/" + strings.Repeat("A", n) }
+	link := func(kind string, n int) string {
+		return "http://localhost:8080/" + kind + "/bench/" + strings.Repeat("A", n)
+	}
 	small := `<p>Hi Name42, <a href="` + link("c", 90) + `">our sale</a> is on.</p><img src="` + link("o", 60) + `" width="1" height="1" alt="">`
 	row := `<tr><td style="padding:8px;font-family:Arial,sans-serif;color:#333">Spring sale: 20% off everything</td></tr>` + "\n"
 	rowFR := `<tr><td style="padding:8px;font-family:Arial,sans-serif;color:#333">Soldes : -20 % sur tout, été compris</td></tr>` + "\n"
@@ -64,7 +66,7 @@ smtp "relay" {
 		for i := range msgs {
 			id := fmt.Sprintf("cmp_01JDX3K5Z8Q9W7E6R5T4Y3U2I1.1.01JDX3K5Z8Q9W7E6R5T4Y3U%03d.0", i)
 			msgs[i] = wire.Message{ID: id, IdempotencyKey: id, To: fmt.Sprintf("c%07d@example.com", i),
-				Fields: wire.PairsOf(map[string]string{"subject": "Hello Name42", "text": "Hi Name42, our sale is on.", "html": bc.html}),
+				Fields:  wire.PairsOf(map[string]string{"subject": "Hello Name42", "text": "Hi Name42, our sale is on.", "html": bc.html}),
 				Headers: wire.Pairs{{Key: "List-Unsubscribe", Value: "<" + link("u", 60) + ">"}, {Key: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click"}}}
 		}
 		b.Run(bc.name, func(b *testing.B) {

@@ -812,6 +812,7 @@ type callResult struct {
 	ProviderID   string `json:"provider_id"`
 	Error        string `json:"error"`
 	RetryAfterMS uint32 `json:"retry_after_ms"`
+	Units        uint32 `json:"units,omitempty"`
 }
 
 // sendInput converts send's JSON -input to an encoded wire.SendRequest.
@@ -842,7 +843,7 @@ func sendOutput(out []byte) (any, error) {
 	}
 	results := make([]callResult, len(resp.Results))
 	for i, r := range resp.Results {
-		results[i] = callResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMS: r.RetryAfterMillis}
+		results[i] = callResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMS: r.RetryAfterMillis, Units: r.Units}
 	}
 	return struct {
 		Results []callResult `json:"results"`

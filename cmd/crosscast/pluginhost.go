@@ -525,7 +525,7 @@ func (h *pluginHost) send(ctx context.Context, req hostRequest) hostResponse {
 	}
 	out := make([]callResult, len(results))
 	for i, r := range results {
-		out[i] = callResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMS: r.RetryAfterMillis}
+		out[i] = callResult{ID: r.ID, Status: r.Status.String(), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMS: r.RetryAfterMillis, Units: r.Units}
 	}
 	return hostResponse{OK: true, Results: out}
 }

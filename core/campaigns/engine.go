@@ -822,7 +822,7 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][][]namedTemplat
 				o := outcomes[k]
 				switch o.Status {
 				case Delivered, Accepted:
-					m.Status, m.Error, m.ProviderID, m.SentAt = Sent, "", o.ProviderID, sentAt
+					m.Status, m.Error, m.ProviderID, m.SentAt, m.Units = Sent, "", o.ProviderID, sentAt, o.Units
 				case Refused:
 					m.Status, m.Error = Failed, o.Error
 				default:

@@ -85,6 +85,9 @@ func (cs channels) Send(_ context.Context, _, name string, _ time.Time, msgs []c
 			r.got[m.IdempotencyKey] = m
 		}
 		out[i] = campaigns.Outcome{Status: campaigns.Delivered, ProviderID: "p-" + m.ID}
+		if name == "sms" { // billed by the segment, as sms-http reports it
+			out[i].Units = 2
+		}
 	}
 	return out, nil
 }
@@ -345,8 +348,14 @@ func TestFallbackStrategyPicksTheFirstChannelTheContactCanReceive(t *testing.T) 
 		t.Fatal(err)
 	}
 	v := w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
-	if v.Progress.Planned != 3 || v.Progress.Sent != 2 || v.Progress.Skipped != 1 {
+	if v.Progress.Planned != 3 || v.Progress.Sent != 2 || v.Progress.Skipped != 1 || v.Progress.Units != 2 {
 		t.Fatalf("progress %+v", v.Progress)
+	}
+	sent, _, _ := w.camp.Messages(ctx, "acme", c.ID, campaigns.Sent, "", 10)
+	for _, m := range sent {
+		if want := map[string]int{"email": 0, "sms": 2}[m.Channel]; m.Units != want {
+			t.Fatalf("message on %s with %d units, want %d", m.Channel, m.Units, want)
+		}
 	}
 	emails, texts := w.chans["email"].received(), w.chans["sms"].received()
 	if len(emails) != 1 || len(texts) != 1 {

@@ -61,6 +61,8 @@ type Message struct {
 	Due time.Time `json:"due,omitzero"`
 	// ProviderID is the provider's id for the message, when the channel gives one.
 	ProviderID string `json:"provider_id,omitempty"`
+	// Units is what the provider bills the sent message as, when the channel counts it: SMS segments.
+	Units int `json:"units,omitempty"`
 	// Variant is the A/B variant the message gets (1-based); 0 without variants, VariantPending while it waits
 	// for the test's winner.
 	Variant int `json:"variant,omitempty"`
@@ -119,6 +121,8 @@ type Counts struct {
 	Complained  int `json:"complained"`
 	// Converted counts the messages followed by the campaign's goal event within its window.
 	Converted int `json:"converted"`
+	// Units sums the sent messages' units, where their channel counts them: the SMS segments a provider bills.
+	Units int `json:"units,omitempty"`
 }
 
 // Merge adds d to c, field by field.
@@ -127,6 +131,7 @@ func (c *Counts) Merge(d Counts) {
 	c.Queued += d.Queued
 	c.Sending += d.Sending
 	c.Sent += d.Sent
+	c.Units += d.Units
 	c.Failed += d.Failed
 	c.Skipped += d.Skipped
 	c.Cancelled += d.Cancelled

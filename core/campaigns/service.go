@@ -63,6 +63,8 @@ type Outcome struct {
 	Error      string
 	// RetryAfter is when to try again (Retry); 0: the engine's backoff.
 	RetryAfter time.Duration
+	// Units is what the provider bills the message as (SMS segments), when the channel counts it.
+	Units int
 }
 
 // Options tune the engine. Zero values take the defaults.

@@ -215,7 +215,7 @@ func storedTime(t time.Time) time.Time {
 
 func encodedSize(m *campaigns.Message) int {
 	return msgHeader + 6*binary.MaxVarintLen64 + binary.MaxVarintLen64 +
-		len(m.Channel) + len(m.To) + len(m.ProviderID) + len(m.Error) + len(m.Trigger)
+		len(m.Channel) + len(m.To) + len(m.ProviderID) + len(m.Error) + len(m.Trigger) + binary.MaxVarintLen64
 }
 
 // appendMessage appends m's outbox value with status code st.
@@ -231,14 +231,17 @@ func appendMessage(dst []byte, m *campaigns.Message, st byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
-	// Optional tail: the trigger (a fifth text), then the A/B variant (a zigzag varint); records without either end
-	// after the fourth text.
-	if m.Trigger != "" || m.Variant != 0 {
+	// Optional tail: the trigger (a fifth text), then the A/B variant (a zigzag varint), then the units (a
+	// varint); a record ends after the last of them it needs, records without any after the fourth text.
+	if m.Trigger != "" || m.Variant != 0 || m.Units > 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(m.Trigger)))
 		dst = append(dst, m.Trigger...)
 	}
-	if m.Variant != 0 {
+	if m.Variant != 0 || m.Units > 0 {
 		dst = binary.AppendVarint(dst, int64(m.Variant))
+	}
+	if m.Units > 0 {
+		dst = binary.AppendUvarint(dst, uint64(m.Units))
 	}
 	return dst
 }
@@ -286,10 +289,20 @@ func decodeMessage(campaign string, suffix, v []byte) (campaigns.Message, error)
 	}
 	if off < len(rest) {
 		v, w := binary.Varint(rest[off:])
-		if w <= 0 || off+w != len(rest) || v < -1 || v > 255 {
+		if w <= 0 || v < -1 || v > 255 {
 			return campaigns.Message{}, errCorrupt
 		}
-		m.Variant = int(v)
+		m.Variant, off = int(v), off+w
+	}
+	if off < len(rest) {
+		u, w := binary.Uvarint(rest[off:])
+		if w <= 0 || off+w != len(rest) || u > math.MaxInt32 {
+			return campaigns.Message{}, errCorrupt
+		}
+		m.Units, off = int(u), off+w
+	}
+	if off != len(rest) {
+		return campaigns.Message{}, errCorrupt
 	}
 	return m, nil
 }
@@ -1062,10 +1075,16 @@ func (s *Store) SaveMessages(ctx context.Context, ws string, msgs []campaigns.Me
 				d := deltas.of(m.Campaign)
 				d.Add(statusOf(r.oldCode), -1)
 				d.Add(m.Status, 1)
+				if m.Status == campaigns.Sent {
+					d.Units += m.Units
+				}
 				if m.Status.Final() && (!statusOf(r.oldCode).Final() || statusOf(r.oldCode) == campaigns.MessageCancelled) {
 					// Breakdowns count outcomes only: a message's variant and channel are known once it is settled.
 					var o campaigns.Counts
 					o.Add(m.Status, 1)
+					if m.Status == campaigns.Sent {
+						o.Units = m.Units
+					}
 					deltas.addBreakdown(m, o)
 				}
 				if m.Status == campaigns.Sent {

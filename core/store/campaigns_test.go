@@ -101,6 +101,9 @@ func checkOutbox(t *testing.T, s *Store, campaign string) campaigns.Counts {
 			}
 			recount.Planned++
 			recount.Add(m.Status, 1)
+			if m.Status == campaigns.Sent {
+				recount.Units += m.Units
+			}
 			if !m.Status.Final() {
 				want[string(dueKey(nil, prefix, eventTime(m.Due), k[len(prefix):]))] = true
 			}
@@ -332,6 +335,22 @@ func TestSaveMessages(t *testing.T) {
 			counts: campaigns.Counts{Planned: 2, Queued: 1, Sent: 1},
 		},
 		{
+			name: "sent, billed as 3 SMS segments",
+			edit: func(m *campaigns.Message) {
+				m.Status, m.Channel, m.To, m.ProviderID, m.SentAt, m.Units = campaigns.Sent, "sms", "+33612345678", "SM1", t0.Add(time.Second), 3
+			},
+			claims: []time.Time{t0.Add(time.Hour)}, finds: []bool{false},
+			counts: campaigns.Counts{Planned: 2, Queued: 1, Sent: 1, Units: 3},
+		},
+		{
+			name: "sent with a variant, a trigger and units",
+			edit: func(m *campaigns.Message) {
+				m.Status, m.Channel, m.SentAt, m.Units, m.Variant, m.Trigger = campaigns.Sent, "sms", t0, 1, 2, "evt_1"
+			},
+			claims: []time.Time{t0.Add(time.Hour)}, finds: []bool{false},
+			counts: campaigns.Counts{Planned: 2, Queued: 1, Sent: 1, Units: 1},
+		},
+		{
 			name:   "failed",
 			edit:   func(m *campaigns.Message) { m.Status, m.Error = campaigns.Failed, "refused: bad address" },
 			claims: []time.Time{t0.Add(time.Hour)}, finds: []bool{false},
@@ -371,6 +390,12 @@ func TestSaveMessages(t *testing.T) {
 			}
 			if counts := checkOutbox(t, s, c); counts != tc.counts {
 				t.Errorf("counts %+v, want %+v", counts, tc.counts)
+			}
+			if tc.counts.Units > 0 {
+				_, byChannel, err := s.CampaignBreakdown(ctx, "acme", c)
+				if err != nil || byChannel[m.Channel].Units != tc.counts.Units {
+					t.Errorf("breakdown by channel %+v, %v: want %d units on %s", byChannel, err, tc.counts.Units, m.Channel)
+				}
 			}
 			for i, now := range tc.claims {
 				got := mustClaim(t, s, c, now, lease, 10)

@@ -69,7 +69,8 @@ func (c Campaigns) Send(ctx context.Context, ws, channel string, now time.Time, 
 	}
 	out := make([]campaigns.Outcome, len(results))
 	for i, r := range results {
-		o := campaigns.Outcome{ProviderID: r.ProviderID, Error: r.Error, RetryAfter: time.Duration(r.RetryAfterMillis) * time.Millisecond}
+		o := campaigns.Outcome{ProviderID: r.ProviderID, Error: r.Error, RetryAfter: time.Duration(r.RetryAfterMillis) * time.Millisecond,
+			Units: int(r.Units)}
 		switch r.Status {
 		case wire.StatusDelivered:
 			o.Status = campaigns.Delivered

@@ -241,7 +241,7 @@ func (h *Host) SendErr(msgs ...sdk.Message) ([]sdk.Result, error) {
 	}
 	out := make([]sdk.Result, len(a.Results))
 	for i, r := range a.Results {
-		out[i] = sdk.Result{ID: r.ID, Status: statusOf(r.Status), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMillis: r.RetryAfterMS}
+		out[i] = sdk.Result{ID: r.ID, Status: statusOf(r.Status), ProviderID: r.ProviderID, Error: r.Error, RetryAfterMillis: r.RetryAfterMS, Units: r.Units}
 	}
 	return out, nil
 }
@@ -443,6 +443,7 @@ type answer struct {
 		ProviderID   string `json:"provider_id"`
 		Error        string `json:"error"`
 		RetryAfterMS uint32 `json:"retry_after_ms"`
+		Units        uint32 `json:"units,omitempty"`
 	} `json:"results"`
 	Requests []struct {
 		Method  string            `json:"method"`

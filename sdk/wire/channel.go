@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Message is one rendered message handed to a channel plugin's send.
 type Message struct {
@@ -56,6 +59,9 @@ type Result struct {
 	ProviderID       string
 	Error            string
 	RetryAfterMillis uint32
+	// Units is what the provider bills the message as, when the channel counts it: SMS segments (a long or
+	// non-GSM text takes several). 0: not counted.
+	Units uint32
 }
 
 // SendRequest is the input of a channel's send: a batch of messages.
@@ -118,6 +124,14 @@ func (p *SendResponse) Encode(w *Writer) {
 		w.String(res.Error)
 		w.U32(res.RetryAfterMillis)
 	}
+	// Units follow the results, one per result, only when one is counted: plugins built before units existed
+	// end here.
+	if slices.ContainsFunc(p.Results, func(r Result) bool { return r.Units != 0 }) {
+		w.U32(uint32(len(p.Results)))
+		for i := range p.Results {
+			w.U32(p.Results[i].Units)
+		}
+	}
 }
 
 // DecodeSendResponse decodes a SendResponse, refusing unknown statuses and trailing bytes. Each string is its own
@@ -139,6 +153,14 @@ func DecodeSendResponse(b []byte) (SendResponse, error) {
 		res.ProviderID = r.String()
 		res.Error = r.String()
 		res.RetryAfterMillis = r.U32()
+	}
+	if r.Err() == nil && r.Len() > 0 {
+		if m := r.Count(4); m != n && r.Err() == nil {
+			r.Fail(fmt.Errorf("wire: %d units for %d results", m, n))
+		}
+		for i := 0; i < n && r.Err() == nil; i++ {
+			p.Results[i].Units = r.U32()
+		}
 	}
 	return p, r.End()
 }

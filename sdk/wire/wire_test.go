@@ -39,6 +39,19 @@ func TestSendRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(gotp, p) {
 		t.Fatalf("response round trip: %+v %v", gotp, err)
 	}
+	// Units (SMS segments) ride after the results; a response without any is what plugins built before them send.
+	withoutUnits := len(w.Bytes())
+	p.Results[0].Units, p.Results[2].Units = 2, 1
+	w.Reset()
+	p.Encode(w)
+	if gotp, err = DecodeSendResponse(w.Bytes()); err != nil || !reflect.DeepEqual(gotp, p) || len(w.Bytes()) != withoutUnits+4+3*4 {
+		t.Fatalf("response with units: %+v %v (%d bytes)", gotp, err, len(w.Bytes()))
+	}
+	// A units list that does not match the results.
+	bad := append(w.Bytes()[:withoutUnits:withoutUnits], 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0)
+	if _, err := DecodeSendResponse(bad); err == nil {
+		t.Fatal("2 units for 3 results decoded")
+	}
 }
 
 // Encoding is deterministic: maps are written in key order.

@@ -1,7 +1,8 @@
 // Command sms-http is the bundled SMS channel: it sends through an HTTP SMS provider with the host's http
 // capability. It ships the Twilio Messages API (form-encoded To, From, Body, StatusCallback; HTTP Basic with the
 // account SID and auth token). Numbers are checked as E.164 before anything is sent, and each message's length in
-// SMS segments (GSM-7 or UCS-2) is counted in the sms_segments_total metric. Both modes receive callbacks:
+// SMS segments (GSM-7 or UCS-2) is reported with its result (the campaign's units) and counted in the
+// sms_segments_total metric. Both modes receive callbacks:
 // delivery receipts, naming our message by the ?m= its callback URL carries, and inbound messages, where a stop
 // word withdraws SMS consent. The generic mode reads any provider's callbacks as its config describes them
 // (receive.go).
@@ -204,7 +205,8 @@ func (c *channel) sendGeneric(m sdk.Message, text, from, token, callback string)
 				r.ProviderID = clip(jsonField(answer, g.idField), maxIDLen)
 			}
 		}
-		_ = sdk.Count("sms_segments_total", float64(Segments(text)))
+		r.Units = uint32(Segments(text))
+		_ = sdk.Count("sms_segments_total", float64(r.Units))
 	case resp.Status == 408 || resp.Status == 429 || resp.Status >= 500:
 		r.Status, r.Error = sdk.Retry, fmt.Sprintf("HTTP %d: %s", resp.Status, snippet(resp.Body))
 	default:
@@ -318,7 +320,8 @@ func (c *channel) send(m sdk.Message, auth string) sdk.Result {
 	switch {
 	case resp.Status >= 200 && resp.Status < 300 && answer.SID != "":
 		r.Status, r.ProviderID = sdk.Accepted, answer.SID // queued by Twilio: the status callback says delivered
-		_ = sdk.Count("sms_segments_total", float64(Segments(text)))
+		r.Units = uint32(Segments(text))
+		_ = sdk.Count("sms_segments_total", float64(r.Units))
 	case resp.Status == 429 || resp.Status >= 500:
 		r.Status, r.Error = sdk.Retry, fmt.Sprintf("HTTP %d %d: %s", resp.Status, answer.Code, answer.Message)
 	default:

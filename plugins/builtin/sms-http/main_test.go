@@ -54,6 +54,9 @@ func TestSendsThroughTwilio(t *testing.T) {
 	if got := h.Metric("sms_segments_total"); got != 3 {
 		t.Fatalf("segments counted %v, want 1+2", got)
 	}
+	if res[0].Units != 1 || res[1].Units != 2 {
+		t.Fatalf("segments reported %d and %d, want 1 and 2", res[0].Units, res[1].Units)
+	}
 }
 
 func TestAnswersAndBadNumbers(t *testing.T) {
