@@ -2,8 +2,6 @@
 
 package runtime
 
-import "github.com/tetratelabs/wazero/experimental"
-
-func newMemory(capacity, _ uint64) experimental.LinearMemory {
+func newMemory(capacity, _ uint64) guestMemory {
 	return &heapMemory{buf: make([]byte, 0, capacity)}
 }

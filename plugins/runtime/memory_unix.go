@@ -3,17 +3,21 @@
 package runtime
 
 import (
+	"sync"
 	"syscall"
-
-	"github.com/tetratelabs/wazero/experimental"
 )
 
 // reservedMemory is a memory mapped at its maximum size, outside the Go heap. The kernel gives it zeroed pages as
 // the guest first touches them (MAP_NORESERVE: the reservation itself takes no memory).
-type reservedMemory struct{ buf []byte }
+type reservedMemory struct {
+	mu    sync.Mutex
+	buf   []byte
+	holds int
+	freed bool
+}
 
 // newMemory reserves max bytes, or falls back to a Go slice when it cannot.
-func newMemory(capacity, max uint64) experimental.LinearMemory {
+func newMemory(capacity, max uint64) guestMemory {
 	if max > 0 && max <= 1<<32 {
 		buf, err := syscall.Mmap(-1, 0, int(max), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON|mapNoReserve)
 		if err == nil {
@@ -25,15 +29,43 @@ func newMemory(capacity, max uint64) experimental.LinearMemory {
 
 // Reallocate returns the first size bytes of the reservation; nil past it (the guest's memory.grow fails).
 func (m *reservedMemory) Reallocate(size uint64) []byte {
-	if size > uint64(len(m.buf)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.freed || size > uint64(len(m.buf)) {
 		return nil
 	}
 	return m.buf[:size]
 }
 
-// Free unmaps the memory. The runtime never hands guest memory to code that may outlive the instance: host
-// functions get a copy of their request, and outputs are copied.
+// Free unmaps the memory, or marks it to be unmapped when the last hold ends. It may be called more than once.
 func (m *reservedMemory) Free() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.freed = true
+	if m.holds == 0 {
+		m.unmap()
+	}
+}
+
+func (m *reservedMemory) hold() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.freed {
+		return false
+	}
+	m.holds++
+	return true
+}
+
+func (m *reservedMemory) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.holds--; m.holds == 0 && m.freed {
+		m.unmap()
+	}
+}
+
+func (m *reservedMemory) unmap() {
 	if m.buf != nil {
 		_ = syscall.Munmap(m.buf)
 		m.buf = nil

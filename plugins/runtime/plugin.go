@@ -109,8 +109,10 @@ func (p *Plugin) Configure(ctx context.Context, entry uint32, input []byte) erro
 
 // instance is one initialised wasm instance of a plugin, used by one call at a time.
 type instance struct {
-	mod            api.Module
-	mem            api.Memory
+	mod api.Module
+	mem api.Memory
+	// memory is mem's backing store, held while a call runs (see memory.go); nil for a module without memory.
+	memory         guestMemory
 	alloc, call    api.Function
 	stack          [3]uint64 // CallWithStack's parameters and results
 	stdout, stderr *tailBuffer
@@ -254,6 +256,12 @@ func (p *Plugin) invoke(ctx context.Context, inst *instance, entry uint32, input
 	cctx, cancel := context.WithTimeout(ctx, p.rt.opts.Timeout)
 	defer cancel()
 	cctx = withInstance(withPlugin(cctx, p), inst)
+	if inst.memory != nil {
+		if !inst.memory.hold() {
+			return nil, false, ErrClosed
+		}
+		defer inst.memory.release()
+	}
 	inst.done = cctx.Done()
 	defer func() {
 		inst.done, inst.pending = nil, nil
@@ -429,6 +437,9 @@ func (p *Plugin) discard(inst *instance, during string, err error) {
 
 func (p *Plugin) closeInstance(inst *instance) {
 	_ = inst.mod.Close(context.Background())
+	if inst.memory != nil {
+		inst.memory.Free() // wazero frees it too, except when the instance was closed by a call's deadline
+	}
 	p.live.Add(-1)
 }
 
@@ -448,8 +459,21 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithNanosleep(inst.sleep).
 		WithRandSource(rand.Reader) // the default source is deterministic: no good for nonces or boundaries
-	mod, err := p.rt.wz.InstantiateModule(withMemory(ictx), p.code.cm, cfg)
+	// The memory is held until the instance is set up: the runtime may close meanwhile.
+	ictx = withMemory(ictx, func(m guestMemory) {
+		m.hold()
+		inst.memory = m
+	})
+	defer func() {
+		if inst.memory != nil {
+			inst.memory.release()
+		}
+	}()
+	mod, err := p.rt.wz.InstantiateModule(ictx, p.code.cm, cfg)
 	if err != nil {
+		if inst.memory != nil {
+			inst.memory.Free() // wazero does not, when instantiation fails after making the memory
+		}
 		if ctx.Err() != nil || ictx.Err() != nil {
 			return nil, p.classify(ctx, ictx, err)
 		}

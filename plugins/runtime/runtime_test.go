@@ -292,6 +292,31 @@ func TestClose(t *testing.T) {
 		}
 		waitFor(t, 5*time.Second, "the instance to be closed", func() bool { return p.Stats().Live == 0 })
 	})
+	// Closing the whole runtime does not wait past its ctx, and wazero frees the memories at once: the memory of the
+	// instance a call still runs on stays mapped until that call ends (unmapping it under the guest crashed the
+	// process).
+	t.Run("runtime close with a call in flight", func(t *testing.T) {
+		rt, err := New(context.Background(), Options{CacheDir: sharedCacheDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := load(t, rt, "echo")
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Call(context.Background(), echoSleep, sleepInput(300*time.Millisecond))
+			done <- err
+		}()
+		waitFor(t, 5*time.Second, "the call to start", func() bool { return p.Stats().Busy == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		_ = rt.Close(ctx)
+		select {
+		case <-done: // an error or not: the guest woke on a memory that was still there
+		case <-time.After(5 * time.Second):
+			t.Fatal("the call in flight never returned")
+		}
+		waitFor(t, 5*time.Second, "the instance to be closed", func() bool { return p.Stats().Live == 0 })
+	})
 	t.Run("runtime close closes plugins", func(t *testing.T) {
 		rt, err := New(context.Background(), Options{CacheDir: sharedCacheDir})
 		if err != nil {
