@@ -20,12 +20,14 @@ const (
 	capMetric    capability = "metrics"
 )
 
-// callCapability sends an encoded request to a capability and opens the host's answer: an error when the host
+// callCapability sends an encoded request to capability c and opens the host's answer: an error when the host
 // refused or failed it, otherwise a reader over the answer.
-func callCapability(c capability, encode func(*wire.Writer)) (*wire.Reader, error) {
+// call is the capability's import (callHTTP, ...): each SDK function names its own, so that a plugin links only the
+// imports of the capabilities its code uses.
+func callCapability(c capability, call func(req []byte) ([]byte, error), encode func(*wire.Writer)) (*wire.Reader, error) {
 	w := wire.NewWriter(nil)
 	encode(w)
-	out, err := hostCall(c, w.Bytes())
+	out, err := call(w.Bytes())
 	if err != nil {
 		return nil, err
 	}

@@ -90,19 +90,23 @@ func hostMetric(ptr, length uint32) uint64
 //go:wasmimport crosscast_v1 take
 func hostTake(ptr, length uint32) uint32
 
-// capabilityImports are the host imports behind each capability. Go links only the imports a plugin uses, so a
-// plugin that never calls sdk.KV does not import crosscast_v1.kv.
-var capabilityImports = map[capability]func(ptr, length uint32) uint64{
-	capHTTP: hostHTTP, capSMTP: hostSMTP, capSMTPBatch: hostSMTPBatch, capKV: hostKV, capSecret: hostSecret, capMetric: hostMetric,
-}
+// The calls of each capability's import. Each SDK function names its own, and Go links only the functions a plugin
+// reaches: a plugin that never calls sdk.KV does not import crosscast_v1.kv, and loads on hosts that lack an import
+// it does not use.
+func callHTTP(req []byte) ([]byte, error)      { return hostCall(capHTTP, hostHTTP, req) }
+func callSMTP(req []byte) ([]byte, error)      { return hostCall(capSMTP, hostSMTP, req) }
+func callSMTPBatch(req []byte) ([]byte, error) { return hostCall(capSMTPBatch, hostSMTPBatch, req) }
+func callKV(req []byte) ([]byte, error)        { return hostCall(capKV, hostKV, req) }
+func callSecret(req []byte) ([]byte, error)    { return hostCall(capSecret, hostSecret, req) }
+func callMetric(req []byte) ([]byte, error)    { return hostCall(capMetric, hostMetric, req) }
 
 // hostCall hands an encoded request to a capability's import and takes the answer the host keeps for it.
-func hostCall(c capability, req []byte) ([]byte, error) {
+func hostCall(c capability, imp func(ptr, length uint32) uint64, req []byte) ([]byte, error) {
 	var p uint32
 	if len(req) > 0 {
 		p = uint32(uintptr(unsafe.Pointer(&req[0])))
 	}
-	n := uint32(capabilityImports[c](p, uint32(len(req))))
+	n := uint32(imp(p, uint32(len(req))))
 	runtime.KeepAlive(req)
 	if n == 0 {
 		return nil, errors.New(string(c) + ": empty answer from the host")

@@ -17,7 +17,7 @@ type (
 // granted. Request "http" in Manifest.Capabilities. A refused or failed request returns an error; an HTTP error
 // status (4xx, 5xx) is a response, not an error.
 func HTTP(req HTTPRequest) (HTTPResponse, error) {
-	r, err := callCapability(capHTTP, req.Encode)
+	r, err := callCapability(capHTTP, callHTTP, req.Encode)
 	if err != nil {
 		return HTTPResponse{}, err
 	}

@@ -85,7 +85,7 @@ func (kvStore) Do(ops ...KVOp) ([]KVResult, error) {
 		return nil, nil
 	}
 	q := wire.KVRequest{Ops: ops}
-	r, err := callCapability(capKV, q.Encode)
+	r, err := callCapability(capKV, callKV, q.Encode)
 	if err != nil {
 		return nil, err
 	}

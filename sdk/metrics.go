@@ -35,7 +35,7 @@ func recordMetric(name string, v float64, labels []string) error {
 		}
 		q.Labels = wire.PairsOf(m)
 	}
-	r, err := callCapability(capMetric, q.Encode)
+	r, err := callCapability(capMetric, callMetric, q.Encode)
 	if err != nil {
 		return err
 	}

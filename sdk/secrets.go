@@ -8,7 +8,7 @@ import "github.com/crosscast/crosscast/sdk/wire"
 // false when the operator left an optional secret out.
 func Secret(name string) (value string, ok bool, err error) {
 	q := wire.SecretRequest{Name: name}
-	r, err := callCapability(capSecret, q.Encode)
+	r, err := callCapability(capSecret, callSecret, q.Encode)
 	if err != nil {
 		return "", false, err
 	}

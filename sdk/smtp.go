@@ -29,7 +29,7 @@ func (e *SMTPError) Error() string { return e.Message }
 // CRLF line ends. A nil error means the relay accepted the message for every recipient but those in
 // reply.Rejected; an *SMTPError says whether trying again can help.
 func SendMail(msg SMTPMessage) (SMTPReply, error) {
-	r, err := callCapability(capSMTP, msg.Encode)
+	r, err := callCapability(capSMTP, callSMTP, msg.Encode)
 	if err != nil {
 		return SMTPReply{}, smtpError(err.Error())
 	}
@@ -58,7 +58,7 @@ func SendMails(msgs []SMTPMessage) ([]SMTPOutcome, error) {
 		return nil, fmt.Errorf("smtp: %d messages in one call, over the limit of %d", len(msgs), MaxSendMails)
 	}
 	batch := wire.SMTPBatchRequest{Messages: msgs}
-	r, err := callCapability(capSMTPBatch, batch.Encode)
+	r, err := callCapability(capSMTPBatch, callSMTPBatch, batch.Encode)
 	if err != nil {
 		return nil, err
 	}
