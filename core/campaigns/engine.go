@@ -809,13 +809,16 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][][]namedTemplat
 			if err == nil {
 				outcomes, err = s.channels.Send(ctx, r.ws, name, s.now().UTC(), batch)
 			}
-			if err == nil && len(outcomes) != len(batch) {
-				err = fmt.Errorf("channel %q returned %d outcomes for %d messages", name, len(outcomes), len(batch))
+			// A partial failure comes with every outcome: those of the messages sent stand.
+			var partial *PartialError
+			usable := err == nil || errors.As(err, &partial)
+			if usable && len(outcomes) != len(batch) {
+				usable, err = false, fmt.Errorf("channel %q returned %d outcomes for %d messages", name, len(outcomes), len(batch))
 			}
 			sentAt := s.now().UTC()
 			for k, i := range idx {
 				m := &msgs[i]
-				if err != nil {
+				if !usable {
 					r.retry(m, sentAt, 0, fmt.Sprintf("channel %q failed: %v", name, err))
 					continue
 				}

@@ -24,11 +24,13 @@ import (
 // idempotency keys, stores a key's message once however often it is sent. fail makes whole batches fail; retry
 // answers "retry" to a message the first time it sees it.
 type receiver struct {
-	mu      sync.Mutex
-	info    campaigns.ChannelInfo
-	got     map[string]campaigns.Outgoing // by idempotency key
-	sends   int                           // messages received, repeats included
-	fail    error
+	mu    sync.Mutex
+	info  campaigns.ChannelInfo
+	got   map[string]campaigns.Outgoing // by idempotency key
+	sends int                           // messages received, repeats included
+	fail  error
+	// partial, when set, makes each batch stop after its first message, as a plugin whose second call fails.
+	partial error
 	retry   map[string]bool
 	retried map[string]bool
 	times   []time.Time // when each message was received (real time)
@@ -42,6 +44,12 @@ func (r *receiver) setFail(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fail = err
+}
+
+func (r *receiver) setPartial(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.partial = err
 }
 
 func (r *receiver) received() map[string]campaigns.Outgoing {
@@ -74,6 +82,10 @@ func (cs channels) Send(_ context.Context, _, name string, _ time.Time, msgs []c
 	}
 	out := make([]campaigns.Outcome, len(msgs))
 	for i, m := range msgs {
+		if r.partial != nil && i > 0 {
+			out[i] = campaigns.Outcome{Status: campaigns.Retry, Error: r.partial.Error()}
+			continue
+		}
 		if r.retry[m.ContactID] && !r.retried[m.IdempotencyKey] {
 			r.retried[m.IdempotencyKey] = true
 			out[i] = campaigns.Outcome{Status: campaigns.Retry, Error: "mailbox busy", RetryAfter: time.Millisecond}
@@ -88,6 +100,9 @@ func (cs channels) Send(_ context.Context, _, name string, _ time.Time, msgs []c
 		if name == "sms" { // billed by the segment, as sms-http reports it
 			out[i].Units = 2
 		}
+	}
+	if r.partial != nil && len(msgs) > 1 {
+		return out, &campaigns.PartialError{Err: r.partial}
 	}
 	return out, nil
 }
@@ -400,6 +415,35 @@ func TestAFailingChannelPausesTheCampaignAndNothingIsLost(t *testing.T) {
 	v = w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
 	if v.Progress.Sent != 12 || len(w.chans["email"].received()) != 12 || w.chans["email"].sends != 12 {
 		t.Fatalf("after resuming: %+v, %d received", v.Progress, len(w.chans["email"].received()))
+	}
+}
+
+// A channel that fails part-way through each batch: what it sent stays sent (never sent again), the rest waits,
+// and the failures count toward pausing the campaign.
+func TestAChannelFailingPartWayKeepsWhatItSent(t *testing.T) {
+	w := newWorld(t, campaigns.Options{Batch: 4, PauseAfter: 3, RetryBase: time.Millisecond, MaxAttempts: 100, Tick: 10 * time.Millisecond})
+	ctx := context.Background()
+	for i := range 12 {
+		w.contact(fmt.Sprintf("q%02d@example.com", i), "", map[string]contacts.ConsentStatus{"email": sub}, map[string]any{"country": "FR"})
+	}
+	seg := w.segment("France", `country = "FR"`)
+	c := w.create(emailCampaign("Halfway", seg))
+	w.chans["email"].setPartial(errors.New("plugin trapped on its second call"))
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v := w.wait(c.ID, "the pause", func(v campaigns.View) bool { return v.Status == campaigns.Paused })
+	// Each failed batch sent its first message (two workers may run a batch or two past the third failure).
+	if sent := v.Progress.Sent; !strings.Contains(v.Reason, "second call") || sent < 3 || sent > 6 || v.Progress.Queued != 12-sent || w.chans["email"].sends != sent {
+		t.Fatalf("paused with reason %q, progress %+v, %d sends", v.Reason, v.Progress, w.chans["email"].sends)
+	}
+	w.chans["email"].setPartial(nil)
+	if _, err := w.camp.Resume(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	v = w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if v.Progress.Sent != 12 || w.chans["email"].sends != 12 {
+		t.Fatalf("after resuming: %+v, %d sends (each message once)", v.Progress, w.chans["email"].sends)
 	}
 }
 

@@ -67,6 +67,13 @@ type Outcome struct {
 	Units int
 }
 
+// PartialError is a channel's error for a batch it sent only part of: it returns every outcome anyway (those of
+// the messages it did not send are retries), and the engine keeps them while counting the batch as failed.
+type PartialError struct{ Err error }
+
+func (e *PartialError) Error() string { return "part of the batch failed: " + e.Err.Error() }
+func (e *PartialError) Unwrap() error { return e.Err }
+
 // Options tune the engine. Zero values take the defaults.
 type Options struct {
 	// Batch is the most messages claimed and handed to a channel at once (default 500).

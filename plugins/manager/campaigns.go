@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -64,7 +65,8 @@ func (c Campaigns) Send(ctx context.Context, ws, channel string, now time.Time, 
 		batch[i] = w
 	}
 	results, err := c.M.Send(ctx, ws, channel, now, batch)
-	if err != nil {
+	var partial *PartialError
+	if err != nil && !errors.As(err, &partial) {
 		return nil, err
 	}
 	out := make([]campaigns.Outcome, len(results))
@@ -82,6 +84,9 @@ func (c Campaigns) Send(ctx context.Context, ws, channel string, now time.Time, 
 			o.Status = campaigns.Retry
 		}
 		out[i] = o
+	}
+	if partial != nil {
+		return out, &campaigns.PartialError{Err: partial.Err}
 	}
 	return out, nil
 }

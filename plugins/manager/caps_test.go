@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -199,6 +200,32 @@ func TestCapabilitiesEndToEnd(t *testing.T) {
 		}
 		if len(h.sink.msgs)-before != 3 || !got["a1@example.test"] || !got["a2@example.test"] || !got["a3@example.test"] {
 			t.Fatalf("server received %q", h.sink.msgs[before:])
+		}
+	})
+
+	t.Run("a batch split in calls keeps the results of the calls before one that fails", func(t *testing.T) {
+		pad := strings.Repeat("x", 40<<10)
+		msgs := make([]wire.Message, 150) // about 6 MiB: two calls, the second of which traps
+		for i := range msgs {
+			msgs[i] = op(fmt.Sprintf("n%03d", i), "noop", "pad", pad)
+		}
+		msgs[140] = op("n140", "panic", "pad", pad)
+		res, err := h.m.Send(context.Background(), "acme", "caps", time.Now(), msgs)
+		var partial *PartialError
+		if !errors.As(err, &partial) || len(res) != len(msgs) {
+			t.Fatalf("error %v, %d results", err, len(res))
+		}
+		first := 0
+		for first < len(res) && res[first].Status == wire.StatusDelivered {
+			first++
+		}
+		if first == 0 || first == len(res) {
+			t.Fatalf("%d delivered before the failure", first)
+		}
+		for _, r := range res[first:] {
+			if r.Status != wire.StatusRetry || !strings.Contains(r.Error, `channel "caps" failed`) {
+				t.Fatalf("after the failure: %+v", r)
+			}
 		}
 	})
 

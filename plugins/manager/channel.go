@@ -18,7 +18,8 @@ import (
 // A batch larger than maxSendInput goes in several calls, so that a guest's memory need not grow with the size of
 // the engine's batches (twenty 20 KB emails or five hundred: the same peak). An error means the whole batch failed
 // (the plugin trapped, timed out, answered with an error, or is quarantined) and every message may be retried;
-// when a call fails after earlier ones were sent, their results stand and the rest are retries with the reason.
+// when a call fails after earlier ones were sent, Send returns every result (theirs, and retries with the reason for
+// the rest) and a *PartialError.
 func (m *Manager) Send(ctx context.Context, workspace, name string, now time.Time, msgs []wire.Message) ([]wire.Result, error) {
 	mp, err := m.get(name)
 	if err != nil {
@@ -43,15 +44,23 @@ func (m *Manager) Send(ctx context.Context, workspace, name string, now time.Tim
 		}
 		if err != nil {
 			for _, msg := range msgs[start:] {
-				out = append(out, wire.Result{ID: msg.ID, Status: wire.StatusRetry, Error: err.Error()})
+				out = append(out, wire.Result{ID: msg.ID, Status: wire.StatusRetry, Error: fmt.Sprintf("channel %q failed: %v", name, err)})
 			}
-			return out, nil
+			return out, &PartialError{Err: err}
 		}
 		out = append(out, results...)
 		start = end
 	}
 	return out, nil
 }
+
+// PartialError is Send's error when a call failed after earlier calls of the batch were sent: the results are all
+// there, and a caller must keep them (retrying the whole batch would send the first part twice), while counting the
+// batch as failed.
+type PartialError struct{ Err error }
+
+func (e *PartialError) Error() string { return "part of the batch failed: " + e.Err.Error() }
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // maxSendInput bounds the encoded messages of one send call. A guest holds its input, what it decodes from it, the
 // messages it builds and what it hands to the host, at the same time: 4 MiB of input leaves room in the default

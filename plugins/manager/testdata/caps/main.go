@@ -63,6 +63,10 @@ func (c *channel) run(op string, m sdk.Message) (string, error) {
 			return "", err
 		}
 		return strconv.Itoa(int(reply.Code)), nil
+	case "noop":
+		return "ok", nil
+	case "panic": // the whole call fails
+		panic("asked to")
 	case "mails": // one message to each address of "to_list" (comma-separated), in one SendMails call
 		var batch []sdk.SMTPMessage
 		for _, to := range strings.Split(m.Fields.Get("to_list"), ",") {
