@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/crosscast/crosscast/sdk"
@@ -34,6 +35,8 @@ const (
 	maxIDLen, maxTextLen = 256, 4096
 	// minSecretLen is the shortest callback_secret accepted: a shorter token can be guessed.
 	minSecretLen = 16
+	// defaultMaxAge is callback_max_age when callback_timestamp_field is set alone.
+	defaultMaxAge = 5 * time.Minute
 )
 
 // callbackURL is base with our message id added to its query.
@@ -92,6 +95,10 @@ type genericReceive struct {
 	fromField, textField                                     string
 	delivered, failed, softFailed                            []string
 	permanentErrors                                          map[string]bool
+	// timestampField is the signed body field saying when the callback was sent (hmac-sha256 only; "" when
+	// unchecked); a callback more than maxAge away from the host's clock is refused as a replay.
+	timestampField string
+	maxAge         time.Duration
 }
 
 // The callback_auth values.
@@ -103,7 +110,7 @@ const (
 // receiveFields are the config fields of the generic receive, beside receive_format and callback_secret.
 var receiveFields = []string{"callback_auth", "callback_auth_param", "callback_auth_header", "status_field",
 	"delivered_statuses", "failed_statuses", "soft_failed_statuses", "error_field", "permanent_errors",
-	"message_id_field", "provider_id_field", "from_field", "text_field"}
+	"message_id_field", "provider_id_field", "from_field", "text_field", "callback_timestamp_field", "callback_max_age"}
 
 // setReceiveField returns the first receive field cfg sets (an empty list counts as unset), or "".
 func setReceiveField(cfg map[string]any) string {
@@ -162,6 +169,9 @@ func configureReceive(cfg map[string]any, str func(string) string) (*genericRece
 	if err := r.checkAuth(); err != nil {
 		return nil, err
 	}
+	if err := r.configureReplay(str("callback_timestamp_field"), str("callback_max_age")); err != nil {
+		return nil, err
+	}
 	secret, ok, err := sdk.Secret("callback_secret")
 	switch {
 	case err != nil:
@@ -195,6 +205,27 @@ func (r *genericReceive) checkAuth() error {
 		return errors.New(`callback_auth: receive_format is set, so callbacks must be authenticated: "token" (callback_secret in a query parameter or header) or "hmac-sha256" (a signature of the body in a header)`)
 	default:
 		return fmt.Errorf(`callback_auth: %q is not "token" or "hmac-sha256"`, r.auth)
+	}
+	return nil
+}
+
+// configureReplay reads callback_timestamp_field and callback_max_age: the replay window of signed callbacks.
+func (r *genericReceive) configureReplay(field, maxAge string) error {
+	switch {
+	case field != "" && r.auth != authHMAC:
+		return errors.New(`callback_timestamp_field: only for callback_auth = "hmac-sha256", where it names a signed body field; a token vouches for the whole request`)
+	case field == "" && maxAge != "":
+		return errors.New("callback_max_age: only read with callback_timestamp_field, the signed body field saying when the callback was sent")
+	case field == "":
+		return nil
+	}
+	r.timestampField, r.maxAge = field, defaultMaxAge
+	if maxAge != "" {
+		d, err := time.ParseDuration(maxAge)
+		if err != nil || d <= 0 {
+			return fmt.Errorf(`callback_max_age: %q is not a positive duration ("5m", "1h")`, maxAge)
+		}
+		r.maxAge = d
 	}
 	return nil
 }
@@ -239,6 +270,9 @@ func (r *genericReceive) checkFields() error {
 			return fmt.Errorf("%s: only read from delivery receipts; set status_field", f.name)
 		}
 	}
+	if r.auth == authHMAC && r.statusField != "" && r.messageIDField == "" {
+		return errors.New(`message_id_field: callback_auth = "hmac-sha256" signs only the body, so a delivery receipt must name its message in a body field (a reference given at send as {{id}}); the callback URL's ?m= is not signed, and a captured receipt replayed with another ?m= would bounce any message`)
+	}
 	return nil
 }
 
@@ -247,11 +281,18 @@ func containsFold(list []string, s string) bool {
 }
 
 // receiveGeneric reads a callback of the generic provider: authenticated first, then parsed into records, each a
-// delivery receipt (a status) or an inbound message (a text and no status).
-func (c *channel) receiveGeneric(req sdk.HookRequest) (sdk.HookReply, error) {
+// delivery receipt (a status) or an inbound message (a text and no status). now is the host's clock.
+//
+// With callback_auth = "hmac-sha256" only the body is signed, so nothing is read from the URL: a callback without
+// a body is refused (its record would come from the query), ?m= is ignored (receipts name their message in
+// message_id_field), and with callback_timestamp_field a callback signed too long ago is refused as a replay.
+func (c *channel) receiveGeneric(req sdk.HookRequest, now time.Time) (sdk.HookReply, error) {
 	r := c.generic.receive
 	if r == nil {
 		return reply(404, "this channel's generic provider has no receive_format: it takes no callbacks"), nil
+	}
+	if r.auth == authHMAC && len(bytes.TrimSpace(req.Body)) == 0 {
+		return reply(401, `callback_auth = "hmac-sha256" signs the body, and this callback has none: its URL's query is not signed, so it is not read`), nil
 	}
 	secret, ok, err := sdk.Secret("callback_secret")
 	if err != nil || !ok {
@@ -265,7 +306,17 @@ func (c *channel) receiveGeneric(req sdk.HookRequest) (sdk.HookReply, error) {
 	if err != nil {
 		return reply(400, err.Error()), nil
 	}
-	msgID := messageIDOf(req.RawQuery)
+	if r.timestampField != "" {
+		for _, get := range records {
+			if status, why := r.fresh(get, now); status != 0 {
+				return reply(status, why), nil
+			}
+		}
+	}
+	msgID := ""
+	if r.auth == authToken {
+		msgID = messageIDOf(req.RawQuery) // the token vouches for the whole URL; a signature only for the body
+	}
 	var events []sdk.ChannelEvent
 	for _, get := range records {
 		ev, known, ok := c.eventOf(get, msgID)
@@ -313,6 +364,33 @@ func (r *genericReceive) authenticate(req sdk.HookRequest, secret string) (uint3
 	return 0, ""
 }
 
+// fresh checks a signed record's timestamp against now: 0 when it is within maxAge either way (a clock may be a
+// little ahead), else the status and text of the refusal (401 missing, 400 unreadable, 403 stale).
+func (r *genericReceive) fresh(get record, now time.Time) (uint32, string) {
+	raw := strings.TrimSpace(get(r.timestampField))
+	if raw == "" {
+		return 401, "missing timestamp: the signed field " + r.timestampField + " (callback_timestamp_field) is empty"
+	}
+	at, ok := parseTimestamp(raw)
+	if !ok {
+		return 400, fmt.Sprintf("the signed field %s is %q: not Unix seconds or an RFC 3339 time", r.timestampField, clip(raw, 64))
+	}
+	if age := now.Sub(at); age > r.maxAge || age < -r.maxAge {
+		return 403, fmt.Sprintf("stale callback: its signed field %s says %s, more than callback_max_age (%s) from this server's clock %s: a replay, or a clock that is off",
+			r.timestampField, at.UTC().Format(time.RFC3339), r.maxAge, now.UTC().Format(time.RFC3339))
+	}
+	return 0, ""
+}
+
+// parseTimestamp reads a time written as Unix seconds (an integer) or in RFC 3339.
+func parseTimestamp(s string) (time.Time, bool) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), true
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	return t, err == nil
+}
+
 // decodeMAC reads a SHA-256 MAC written in hex (64 digits) or base64 (44 characters), with an optional
 // "sha256=" prefix.
 func decodeMAC(s string) ([]byte, bool) {
@@ -337,7 +415,8 @@ func decodeMAC(s string) ([]byte, bool) {
 type record func(field string) string
 
 // records parses the callback: one record for a form or a JSON object, one per item of a JSON array. A callback
-// without a body (a GET) is read from its URL's query, whatever the format.
+// without a body (a GET) is read from its URL's query, whatever the format (callback_auth = "token" only:
+// receiveGeneric refuses it before, under "hmac-sha256", as the query is not signed).
 func (r *genericReceive) records(req sdk.HookRequest) ([]record, error) {
 	body := bytes.TrimSpace(req.Body)
 	if len(body) == 0 || !r.json {
@@ -432,6 +511,10 @@ func (c *channel) eventOf(get record, msgID string) (ev sdk.ChannelEvent, known,
 	if status := strings.TrimSpace(get(r.statusField)); status != "" {
 		if ref := get(r.messageIDField); ref != "" {
 			msgID = clip(ref, maxIDLen) // the item's own reference: in an array of receipts, each names its message
+		}
+		if msgID == "" && r.auth == authHMAC {
+			sdk.Log(sdk.LevelWarn, "a signed delivery receipt has no message_id_field %q: ignored (the URL's ?m= is not signed, so it is not read)", r.messageIDField)
+			return sdk.ChannelEvent{}, true, false
 		}
 		ev = sdk.ChannelEvent{MessageID: msgID, ProviderID: clip(get(r.providerIDField), maxIDLen)}
 		code := clip(strings.TrimSpace(get(r.errorField)), maxIDLen)

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crosscast/crosscast/sdk"
 	"github.com/crosscast/crosscast/sdk/plugintest"
@@ -151,6 +152,17 @@ func signedJSON(body, key string, encode func([]byte) string) hookIn {
 	return post("", "application/json", body, "X-Signature", encode(mac.Sum(nil)))
 }
 
+// signedWithQuery is signedJSON, in hex under the docs' signing key, posted to a URL with query.
+func signedWithQuery(query, body string) hookIn {
+	in := signedJSON(body, signingKey, hex.EncodeToString)
+	in.Query = query
+	return in
+}
+
+// sentAt is when the signed callbacks of the tests were sent: 30 s before the test host's clock
+// (plugintest.DefaultNow), within the docs example's callback_max_age of 5 minutes.
+const sentAt = "2025-12-31T23:59:30Z"
+
 // vonageDLR is a delivery receipt of Vonage's SMS API
 // (https://developer.vonage.com/messaging/sms/guides/delivery-receipts), JSON-encoded.
 func vonageDLR(status, errCode string) map[string]string {
@@ -191,8 +203,14 @@ func TestGenericReceive(t *testing.T) {
 	delivered := event{Type: "delivered", MessageID: msgID, ProviderID: "0A0000000123ABCD1"}
 	plivoDelivered := event{Type: "delivered", MessageID: msgID, ProviderID: "db3ce55a-7f1d-11e1-8ea7-1231380bc196"}
 	signedBody := func(status string) string {
-		return `{"event":"message.status","data":{"reference":"` + msgID + `","status":"` + status + `","to":"+33612345678"}}`
+		return `{"event":"message.status","sent_at":"` + sentAt + `","data":{"reference":"` + msgID + `","status":"` + status + `","to":"+33612345678"}}`
 	}
+	// dated is a signed receipt of msgID sent at ts (a JSON value).
+	dated := func(ts string) string {
+		return `{"event":"message.status","sent_at":` + ts + `,"data":{"reference":"` + msgID + `","status":"DELIVERED"}}`
+	}
+	victim := "m=" + url.QueryEscape("cmp_victim.1.c9.0")
+	emptySig := hex.EncodeToString(hmac.New(sha256.New, []byte(signingKey)).Sum(nil)) // the signature of an empty body
 	hexMAC := hex.EncodeToString
 	withPrefix := func(b []byte) string { return "sha256=" + base64.StdEncoding.EncodeToString(b) }
 	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
@@ -261,10 +279,10 @@ func TestGenericReceive(t *testing.T) {
 		{"signed expired is a soft bounce", "hmac-sha256", signedJSON(signedBody("EXPIRED"), signingKey, hexMAC), 200,
 			[]event{{Type: "bounced", MessageID: msgID, Detail: "status EXPIRED"}}, ""},
 		{"signed inbound configured stop word", "hmac-sha256",
-			signedJSON(`{"event":"message.inbound","data":{"from":"+33612345678","text":"basta"}}`, signingKey, hexMAC), 200,
+			signedJSON(`{"event":"message.inbound","sent_at":"`+sentAt+`","data":{"from":"+33612345678","text":"basta"}}`, signingKey, hexMAC), 200,
 			[]event{{Type: "unsubscribed", Address: "+33612345678", Detail: "basta"}}, ""},
 		{"signed receipts in an array name their own messages", "hmac-sha256",
-			signedJSON(`[{"data":{"reference":"m1","status":"DELIVERED"}},{"data":{"reference":"m2","status":"EXPIRED"}}]`, signingKey, hexMAC), 200,
+			signedJSON(`[{"sent_at":"`+sentAt+`","data":{"reference":"m1","status":"DELIVERED"}},{"sent_at":"`+sentAt+`","data":{"reference":"m2","status":"EXPIRED"}}]`, signingKey, hexMAC), 200,
 			[]event{{Type: "delivered", MessageID: "m1"}, {Type: "bounced", MessageID: "m2", Detail: "status EXPIRED"}}, ""},
 		{"signed with another key", "hmac-sha256", signedJSON(signedBody("DELIVERED"), "another_key_0123456789", hexMAC), 403, nil, "bad signature"},
 		{"signature of another body", "hmac-sha256", func() hookIn {
@@ -275,6 +293,32 @@ func TestGenericReceive(t *testing.T) {
 		{"signature neither hex nor base64", "hmac-sha256", post("", "application/json", signedBody("DELIVERED"), "X-Signature", "not-a-signature"), 403, nil, "bad signature"},
 		{"no signature", "hmac-sha256", post("", "application/json", signedBody("DELIVERED")), 401, nil, "X-Signature"},
 		{"signed but not JSON", "hmac-sha256", signedJSON(`{"data":`, signingKey, hexMAC), 400, nil, "not JSON"},
+
+		// Only the body is signed: nothing that matters is read from the URL.
+		{"signed empty body with a forged query", "hmac-sha256",
+			signedWithQuery(victim+"&data.reference=cmp_victim.1.c9.0&data.status=INVALID_NUMBER&sent_at="+sentAt, ""), 401, nil, "its URL's query is not signed"},
+		{"signed blank body with a forged query", "hmac-sha256",
+			signedWithQuery(victim+"&data.status=INVALID_NUMBER", " \n "), 401, nil, "its URL's query is not signed"},
+		{"signed GET with the record in its query", "hmac-sha256", hookIn{Method: "GET", Path: "/hooks/acme/sms",
+			Query: "data.reference=" + url.QueryEscape(msgID) + "&data.status=DELIVERED&sent_at=" + sentAt, Headers: map[string]string{"X-Signature": emptySig}},
+			401, nil, "its URL's query is not signed"},
+		{"a signed receipt replayed with another ?m= still names its own message", "hmac-sha256",
+			signedWithQuery(victim, signedBody("INVALID_NUMBER")), 200,
+			[]event{{Type: "bounced", MessageID: msgID, Permanent: true, Detail: "status INVALID_NUMBER"}}, ""},
+		{"a signed receipt without its reference is not named by ?m=", "hmac-sha256",
+			signedWithQuery(victim, `{"sent_at":"`+sentAt+`","data":{"status":"INVALID_NUMBER"}}`), 200, nil, ""},
+
+		// The replay window: sent_at, signed, within 5 minutes of the host's clock (2026-01-01T00:00:00Z).
+		{"signed in Unix seconds", "hmac-sha256", signedJSON(dated("1767225570"), signingKey, hexMAC), 200,
+			[]event{{Type: "delivered", MessageID: msgID}}, ""},
+		{"signed 10 minutes ago", "hmac-sha256", signedJSON(dated(`"2025-12-31T23:50:00Z"`), signingKey, hexMAC), 403, nil, "stale callback"},
+		{"signed 10 minutes ahead", "hmac-sha256", signedJSON(dated(`"2026-01-01T00:10:00+00:00"`), signingKey, hexMAC), 403, nil, "stale callback"},
+		{"signed without a timestamp", "hmac-sha256",
+			signedJSON(`{"data":{"reference":"`+msgID+`","status":"DELIVERED"}}`, signingKey, hexMAC), 401, nil, "missing timestamp"},
+		{"signed with an unreadable timestamp", "hmac-sha256", signedJSON(dated(`"yesterday"`), signingKey, hexMAC), 400, nil, "not Unix seconds or an RFC 3339 time"},
+		{"one stale receipt in an array refuses them all", "hmac-sha256",
+			signedJSON(`[{"sent_at":"`+sentAt+`","data":{"reference":"m1","status":"DELIVERED"}},{"sent_at":"2025-12-31T23:00:00Z","data":{"reference":"m2","status":"INVALID_NUMBER"}}]`, signingKey, hexMAC),
+			403, nil, "stale callback"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := receive(t, hosts[tt.example], tt.req)
@@ -283,6 +327,35 @@ func TestGenericReceive(t *testing.T) {
 			}
 			if got.Status != tt.status || !reflect.DeepEqual(got.Events, tt.events) || !strings.Contains(got.Body, tt.body) {
 				t.Fatalf("reply %d %q, events %+v\nwant %d with %q, events %+v", got.Status, got.Body, got.Events, tt.status, tt.body, tt.events)
+			}
+		})
+	}
+}
+
+// TestSignedCallbackReplayedLater sends the same signed callback twice, as a provider and then as someone who
+// captured it: accepted within callback_max_age of its sent_at, refused with no event once the host's clock is
+// past it, whatever ?m= the replay carries.
+func TestSignedCallbackReplayedLater(t *testing.T) {
+	exampleEnv(t)
+	h := loadExample(t, "hmac-sha256")
+	body := `{"event":"message.status","sent_at":"` + sentAt + `","data":{"reference":"` + msgID + `","status":"INVALID_NUMBER"}}`
+	for _, tt := range []struct {
+		name   string
+		after  time.Duration // past plugintest.DefaultNow
+		query  string
+		status uint32
+		events int
+	}{
+		{"first delivery", 0, "", 200, 1},
+		{"a retry 4 minutes later", 4 * time.Minute, "", 200, 1},
+		{"a replay 6 minutes later", 6 * time.Minute, "", 403, 0},
+		{"a replay 6 minutes later naming another message", 6 * time.Minute, "m=cmp_victim.1.c9.0", 403, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h.SetNow(plugintest.DefaultNow.Add(tt.after))
+			got := receive(t, h, signedWithQuery(tt.query, body))
+			if got.Status != tt.status || len(got.Events) != tt.events || tt.events == 1 && got.Events[0].MessageID != msgID {
+				t.Fatalf("reply %+v, want %d with %d events of %s", got, tt.status, tt.events, msgID)
 			}
 		})
 	}
@@ -352,6 +425,10 @@ callback_secret = "cb_secret_0123456789abcdef"
 	const statuses = `status_field = "status"
 delivered_statuses = ["delivered"]
 `
+	const signed = `callback_auth = "hmac-sha256"
+callback_auth_header = "X-Signature"
+callback_secret = "cb_secret_0123456789abcdef"
+`
 	for _, tt := range []struct{ name, config, want string }{
 		{"unknown format", `receive_format = "xml"` + "\n" + token + statuses, `receive_format: "xml" is not "form" or "json"`},
 		{"no authentication", `receive_format = "json"` + "\n" + statuses, "callback_auth: receive_format is set, so callbacks must be authenticated"},
@@ -409,6 +486,26 @@ text_field = "text"
 from_field = "from"
 message_id_field = "ref"
 ` + token, "message_id_field: only read from delivery receipts; set status_field"},
+		{"signed receipts without message_id_field", `receive_format = "json"` + "\n" + signed + statuses,
+			`message_id_field: callback_auth = "hmac-sha256" signs only the body, so a delivery receipt must name its message in a body field`},
+		{"timestamp with a token", `receive_format = "json"
+callback_timestamp_field = "sent_at"
+` + token + statuses, `callback_timestamp_field: only for callback_auth = "hmac-sha256"`},
+		{"max age without timestamp", `receive_format = "json"
+message_id_field = "ref"
+callback_max_age = "5m"
+` + signed + statuses, "callback_max_age: only read with callback_timestamp_field"},
+		{"max age not a duration", `receive_format = "json"
+message_id_field = "ref"
+callback_timestamp_field = "sent_at"
+callback_max_age = "5 minutes"
+` + signed + statuses, `callback_max_age: "5 minutes" is not a positive duration`},
+		{"max age negative", `receive_format = "json"
+message_id_field = "ref"
+callback_timestamp_field = "sent_at"
+callback_max_age = "-5m"
+` + signed + statuses, `callback_max_age: "-5m" is not a positive duration`},
+		{"timestamp without receive_format", `callback_timestamp_field = "sent_at"` + "\n", "callback_timestamp_field: only read with receive_format"},
 		{"receive config without receive_format", token + statuses, "callback_auth: only read with receive_format"},
 		{"callback without status_callback", `body = "to={{to}}&msg={{text}}&dlr={{callback}}"`, "body: {{callback}} needs status_callback"},
 		{"status_callback not a URL", `status_callback = "hooks/acme/sms"`, `status_callback: "hooks/acme/sms" is not an http(s) URL`},
@@ -425,6 +522,20 @@ message_id_field = "ref"
 			}
 		})
 	}
+	t.Run("signed inbound messages need no message_id_field", func(t *testing.T) {
+		t.Parallel()
+		h := plugintest.New(t, plugintest.Options{Config: send + `receive_format = "json"
+text_field = "text"
+from_field = "from"
+` + signed, Grants: plugintest.Grants{HTTPHosts: []string{"https://sms.example.net"}}})
+		mac := hmac.New(sha256.New, []byte("cb_secret_0123456789abcdef"))
+		body := `{"from":"+33612345678","text":"STOP"}`
+		mac.Write([]byte(body))
+		got := receive(t, h, post("", "application/json", body, "X-Signature", hex.EncodeToString(mac.Sum(nil))))
+		if got.Status != 200 || len(got.Events) != 1 || got.Events[0].Type != "unsubscribed" || got.Events[0].Address != "+33612345678" {
+			t.Fatalf("reply %+v", got)
+		}
+	})
 	t.Run("twilio reads no generic receive config", func(t *testing.T) {
 		t.Parallel()
 		_, err := plugintest.Load(t, plugintest.Options{Config: `account_sid = "` + sid + `"
