@@ -70,6 +70,9 @@ type ContentField struct {
 	Name        string `json:"name"`
 	Required    bool   `json:"required,omitempty"`
 	Description string `json:"description,omitempty"`
+	// SingleLine makes the variables the field shows one line each (their CR and LF become spaces), for a field
+	// read line by line, such as email headers: a contact's attribute then cannot add a line of its own.
+	SingleLine bool `json:"single_line,omitempty"`
 }
 
 // SelfTest is one send and the status expected for each of its messages.

@@ -164,6 +164,9 @@ type ChannelInfo struct {
 type ContentField struct {
 	Name     string
 	Required bool
+	// SingleLine makes the variables the field shows one line each (CR and LF become spaces): a field read line by
+	// line, such as email headers, where a contact's attribute must not add a line.
+	SingleLine bool
 }
 
 // validate checks a campaign's definition: what a draft may hold. Launch checks more (an audience, channels that

@@ -758,16 +758,10 @@ func (r *runner) batch(ctx context.Context, c Campaign, tmpls [][][]namedTemplat
 		if variant < 0 || variant >= len(tmpls) {
 			variant = 0
 		}
-		var escaped map[string]any
+		var escaped, lines map[string]any
+		info, _ := s.channelInfo(m.Channel)
 		for _, nt := range tmpls[variant][slots[i]] {
-			use := vars
-			if htmlFields[nt.name] {
-				if escaped == nil {
-					escaped = escapeVars(vars).(map[string]any)
-				}
-				use = escaped
-			}
-			v, err := nt.t.render(use, c.StrictVariables)
+			v, err := nt.t.render(fieldVars(nt.name, info, vars, &escaped, &lines), c.StrictVariables)
 			if err != nil {
 				renderErr = fmt.Errorf("field %q: %w", nt.name, err)
 				break

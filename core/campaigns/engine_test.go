@@ -109,7 +109,7 @@ func (cs channels) Send(_ context.Context, _, name string, _ time.Time, msgs []c
 
 var (
 	emailInfo = campaigns.ChannelInfo{Address: "email", Consent: "email",
-		Fields: []campaigns.ContentField{{Name: "subject", Required: true}, {Name: "html"}, {Name: "text"}}}
+		Fields: []campaigns.ContentField{{Name: "subject", Required: true}, {Name: "html"}, {Name: "text"}, {Name: "headers", SingleLine: true}}}
 	smsInfo = campaigns.ChannelInfo{Address: "phone", Consent: "sms", Fields: []campaigns.ContentField{{Name: "text", Required: true}}}
 )
 
@@ -641,6 +641,52 @@ func TestCampaignInputErrors(t *testing.T) {
 func isInvalid(err error, field string) bool {
 	var ve *errs.ValidationError
 	return errors.As(err, &ve) && len(ve.Fields) == 1 && ve.Fields[0].Field == field
+}
+
+// A field read line by line (SingleLine) shows a contact's attribute on one line: its line breaks cannot add
+// header lines. Other text fields keep them; HTML escapes.
+func TestSingleLineFieldsKeepVariablesOnOneLine(t *testing.T) {
+	w := newWorld(t, campaigns.Options{})
+	ctx := context.Background()
+	eve := w.contact("eve@example.com", "", map[string]contacts.ConsentStatus{"email": sub},
+		map[string]any{"country": "FR", "first_name": "Eve\r\nBcc: spy@example.com\n<b>"})
+	seg := w.segment("France", `country = "FR"`)
+	in := emailCampaign("Lines", seg)
+	(*in.Channels)[0].Content["headers"] = "X-Ref: {{ contact.first_name }}\nX-Campaign: spring"
+	(*in.Channels)[0].Content["text"] = "Hi {{ contact.first_name }}"
+	(*in.Channels)[0].Content["html"] = "<p>{{ contact.first_name }}</p>"
+	c := w.create(in)
+	check := func(where string, fields map[string]string) {
+		t.Helper()
+		if got := fields["headers"]; got != "X-Ref: Eve Bcc: spy@example.com <b>\nX-Campaign: spring" {
+			t.Errorf("%s: headers %q", where, got)
+		}
+		if got := fields["text"]; got != "Hi Eve\r\nBcc: spy@example.com\n<b>" {
+			t.Errorf("%s: text %q", where, got)
+		}
+		if got := fields["html"]; !strings.Contains(got, "&lt;b&gt;") {
+			t.Errorf("%s: html %q", where, got)
+		}
+	}
+	out, err := w.camp.Preview(ctx, "acme", c.ID, eve.ID)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("preview: %+v, %v", out, err)
+	}
+	check("preview", out[0].Fields)
+	if _, err := w.camp.Launch(ctx, "acme", c.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(c.ID, "completion", func(v campaigns.View) bool { return v.Status == campaigns.Completed })
+	if n := len(w.chans["email"].received()); n != 1 {
+		t.Fatalf("%d messages sent, want 1", n)
+	}
+	for _, m := range w.chans["email"].received() {
+		fields := map[string]string{}
+		for _, f := range m.Fields {
+			fields[f.Name] = f.Value
+		}
+		check("sent", fields)
+	}
 }
 
 func TestPreviewAndStrictVariables(t *testing.T) {

@@ -70,15 +70,11 @@ func (s *Service) render(ws string, c Campaign, ct *contacts.Contact, messageID 
 		} else {
 			r.To, r.Skipped = reachable(info, ct, c.Transactional)
 		}
-		escaped := escapeVars(vars).(map[string]any)
+		var escaped, lines map[string]any
 		for name, src := range ch.Content {
 			t, err := parseTemplate(src)
 			if err == nil {
-				use := vars
-				if htmlFields[name] {
-					use = escaped
-				}
-				r.Fields[name], err = t.render(use, c.StrictVariables)
+				r.Fields[name], err = t.render(fieldVars(name, info, vars, &escaped, &lines), c.StrictVariables)
 			}
 			if err != nil {
 				r.Error = fmt.Sprintf("field %q: %v", name, err)

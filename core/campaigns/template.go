@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -157,22 +158,49 @@ func nextCron(spec string, loc *time.Location, after time.Time) (time.Time, erro
 var htmlFields = map[string]bool{"html": true}
 
 // escapeVars returns vars with every text HTML-escaped, for an HTML field.
-func escapeVars(v any) any {
+func escapeVars(v any) any { return mapTexts(v, html.EscapeString) }
+
+// oneLine makes a text one line: CR and LF become spaces.
+var oneLine = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace
+
+// singleLineVars returns vars with every text made one line, for a field read line by line (ContentField.SingleLine).
+func singleLineVars(v any) any { return mapTexts(v, oneLine) }
+
+// mapTexts returns v with f applied to every text it holds.
+func mapTexts(v any, f func(string) string) any {
 	switch x := v.(type) {
 	case string:
-		return html.EscapeString(x)
+		return f(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = escapeVars(e)
+			out[k] = mapTexts(e, f)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = escapeVars(e)
+			out[i] = mapTexts(e, f)
 		}
 		return out
 	}
 	return v
+}
+
+// fieldVars picks the variables a field renders with: HTML-escaped for an HTML field, one-line for a field read
+// line by line, vars as they are otherwise. escaped and lines are made on first use and kept for the next fields.
+func fieldVars(name string, info ChannelInfo, vars map[string]any, escaped, lines *map[string]any) map[string]any {
+	switch {
+	case htmlFields[name]:
+		if *escaped == nil {
+			*escaped = escapeVars(vars).(map[string]any)
+		}
+		return *escaped
+	case slices.ContainsFunc(info.Fields, func(f ContentField) bool { return f.Name == name && f.SingleLine }):
+		if *lines == nil {
+			*lines = singleLineVars(vars).(map[string]any)
+		}
+		return *lines
+	}
+	return vars
 }

@@ -35,7 +35,7 @@ func (c Campaigns) Channel(name string) (campaigns.ChannelInfo, bool) {
 	}
 	info := campaigns.ChannelInfo{Address: spec.Address, Consent: spec.Consent, Rate: mp.spec.RateLimit}
 	for _, f := range spec.Fields {
-		info.Fields = append(info.Fields, campaigns.ContentField{Name: f.Name, Required: f.Required})
+		info.Fields = append(info.Fields, campaigns.ContentField{Name: f.Name, Required: f.Required, SingleLine: f.SingleLine})
 	}
 	return info, true
 }

@@ -38,13 +38,13 @@ func init() {
 			{Name: "dkim_key", Type: "string", Secret: true, Description: "The DKIM private key, PEM (PKCS#8 Ed25519 or RSA, or PKCS#1 RSA)."},
 		}, eventsConfig...),
 		Channel: &sdk.ChannelSpec{Address: "email", Consent: "email", Fields: []sdk.ContentField{
-			{Name: "subject", Required: true, Description: "The subject line."},
-			{Name: "preheader", Description: "The preview text mail clients show after the subject (hidden in the HTML)."},
+			{Name: "subject", Required: true, Description: "The subject line.", SingleLine: true},
+			{Name: "preheader", Description: "The preview text mail clients show after the subject (hidden in the HTML).", SingleLine: true},
 			{Name: "html", Description: "The HTML body."},
 			{Name: "text", Description: "The plain-text body; recommended with html (some clients and spam filters read it)."},
-			{Name: "from", Description: "The sender, replacing the configured one."},
-			{Name: "reply_to", Description: "The Reply-To address, replacing the configured one."},
-			{Name: "headers", Description: "More headers for this campaign, one \"Name: value\" per line; they replace configured headers of the same name."},
+			{Name: "from", Description: "The sender, replacing the configured one.", SingleLine: true},
+			{Name: "reply_to", Description: "The Reply-To address, replacing the configured one.", SingleLine: true},
+			{Name: "headers", Description: "More headers for this campaign, one \"Name: value\" per line; they replace configured headers of the same name.", SingleLine: true},
 		}},
 		SelfTests: []sdk.SelfTest{{
 			Name:     "refuses an address that is not one, without sending",

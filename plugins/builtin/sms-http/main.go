@@ -3,9 +3,9 @@
 // account SID and auth token). Numbers are checked as E.164 before anything is sent, and each message's length in
 // SMS segments (GSM-7 or UCS-2) is reported with its result (the campaign's units) and counted in the
 // sms_segments_total metric. Both modes receive callbacks:
-// delivery receipts, naming our message by the ?m= its callback URL carries, and inbound messages, where a stop
-// word withdraws SMS consent. The generic mode reads any provider's callbacks as its config describes them
-// (receive.go).
+// delivery receipts, naming our message by the ?m= its callback URL carries (or, for callbacks whose body alone is
+// signed, by a field of that body), and inbound messages, where a stop word withdraws SMS consent. The generic
+// mode reads any provider's callbacks as its config describes them (receive.go).
 //
 // Written with the public SDK only. See docs/channels/sms-http.md.
 package main
@@ -44,8 +44,8 @@ func init() {
 			{Name: "id_field", Type: "string", Description: "generic: the field of the provider's JSON answer holding its message id; a dotted path reaches into objects and arrays (messages.0.message-id)."},
 			{Name: "stop_words", Type: "list(string)", Description: "More replies that withdraw SMS consent, beside STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, ARRET, ARRÊT, STOPP."},
 			{Name: "status_callback", Type: "string", Description: "This server's /hooks/{workspace}/{plugin}: where Twilio posts delivery statuses; generic: the URL {{callback}} is made of."},
-			{Name: "receive_format", Type: "string", Description: `generic: how the provider's callbacks (delivery receipts, inbound messages) are encoded: "form" or "json" (an object, or an array of them); a callback without a body (GET) is read from its URL's query. Unset: the generic provider takes no callbacks.`},
-			{Name: "callback_auth", Type: "string", Description: `generic, required with receive_format: how a callback proves it is the provider's: "token" (callback_secret in the query parameter callback_auth_param or the header callback_auth_header) or "hmac-sha256" (the HMAC-SHA256 of the body under callback_secret, hex or base64, in the header callback_auth_header).`},
+			{Name: "receive_format", Type: "string", Description: `generic: how the provider's callbacks (delivery receipts, inbound messages) are encoded: "form" or "json" (an object, or an array of them); a callback without a body (GET) is read from its URL's query with callback_auth = "token", refused with "hmac-sha256". Unset: the generic provider takes no callbacks.`},
+			{Name: "callback_auth", Type: "string", Description: `generic, required with receive_format: how a callback proves it is the provider's: "token" (callback_secret in the query parameter callback_auth_param or the header callback_auth_header) or "hmac-sha256" (the HMAC-SHA256 of the body under callback_secret, hex or base64, in the header callback_auth_header; only the body is signed, so nothing is read from the URL: receipts need message_id_field, and callbacks without a body are refused).`},
 			{Name: "callback_secret", Type: "string", Secret: true, Description: "generic: the token or HMAC key of callback_auth, at least 16 bytes."},
 			{Name: "callback_auth_param", Type: "string", Description: `generic, callback_auth = "token": the callback URL's query parameter holding the token; {{callback}} adds it.`},
 			{Name: "callback_auth_header", Type: "string", Description: "generic: the request header holding the token, or the HMAC signature."},
@@ -55,16 +55,18 @@ func init() {
 			{Name: "soft_failed_statuses", Type: "list(string)", Description: "generic: the status values meaning not delivered this time: a soft bounce (three in a row withdraw consent), hard when the error code is in permanent_errors. Statuses in no list (queued, sent, buffered) are acknowledged and ignored."},
 			{Name: "error_field", Type: "string", Description: "generic: the callback field holding a failure's error code."},
 			{Name: "permanent_errors", Type: "list(string)", Description: "generic: the error codes that make a soft failure permanent (the number is invalid or gone)."},
-			{Name: "message_id_field", Type: "string", Description: "generic: the callback field echoing a reference given at send as {{id}} (a client reference); when it is empty, the callback URL's ?m= names the message."},
+			{Name: "message_id_field", Type: "string", Description: `generic: the callback field echoing a reference given at send as {{id}} (a client reference); when it is empty, the callback URL's ?m= names the message. Required for receipts with callback_auth = "hmac-sha256", whose URL is not signed (?m= is then ignored).`},
 			{Name: "provider_id_field", Type: "string", Description: "generic: the callback field holding the provider's message id."},
 			{Name: "from_field", Type: "string", Description: "generic: the inbound message's field holding the sender's number (a + is added to bare digits)."},
 			{Name: "text_field", Type: "string", Description: "generic: the inbound message's field holding its text; a callback with a text and no status is an inbound message: a stop word withdraws SMS consent, any other text is a reply."},
+			{Name: "callback_timestamp_field", Type: "string", Description: `generic, callback_auth = "hmac-sha256": the signed body field saying when the provider sent the callback (Unix seconds or RFC 3339); a callback without it, or more than callback_max_age away from this server's clock, is refused as a replay.`},
+			{Name: "callback_max_age", Type: "string", Description: `generic: the replay window of callback_timestamp_field, a duration ("5m", the default; "1h").`},
 			{Name: "api_base", Type: "string", Description: "The API's base URL (default https://api.twilio.com): a compatible provider, or a test server."},
 		},
 		Metrics: []sdk.Metric{{Name: "sms_segments_total", Type: "counter", Help: "SMS segments sent (a long or non-GSM message takes several)."}},
 		Channel: &sdk.ChannelSpec{Address: "phone", Consent: "sms", Fields: []sdk.ContentField{
 			{Name: "text", Required: true, Description: "The message."},
-			{Name: "sender", Description: "The sender, replacing the configured one."},
+			{Name: "sender", Description: "The sender, replacing the configured one.", SingleLine: true},
 		}},
 		SelfTests: []sdk.SelfTest{{
 			Name:     "refuses a number that is not E.164, without sending",
@@ -383,7 +385,7 @@ func (c *channel) Receive(call sdk.Call, req sdk.HookRequest) (sdk.HookReply, er
 		return reply(413, fmt.Sprintf("the body is over %d KiB: not an SMS callback", maxCallbackBody>>10)), nil
 	}
 	if c.generic != nil {
-		return c.receiveGeneric(req)
+		return c.receiveGeneric(req, call.Now)
 	}
 	if c.callback == "" {
 		return sdk.HookReply{Status: 404, Body: []byte("no status_callback is configured")}, nil
