@@ -269,9 +269,11 @@ headers = { "Feedback-ID" = "spring:acme:crosscast", "X-Mailer" = "Crosscast" }`
 		message("m1", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "X-Campaign: spring\r\n\nX-Mailer: Édition printemps"}),
 		message("m2", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "X-Campaign: spring\nno colon here"}),
 		message("m3", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "Bcc: spy@example.com"}),
+		message("m5", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": `X-SMTPAPI: {"to":["spy@example.com"]}`}),
+		message("m6", "ana@example.com", map[string]string{"subject": "x", "text": "x", "headers": "X-PM-Metadata-crosscast_id: forged"}),
 		message("m4", "ana@example.com", map[string]string{"subject": "x", "text": "x"}),
 	)
-	if res[0].Status != sdk.Delivered || res[3].Status != sdk.Delivered {
+	if len(res) != 6 || res[0].Status != sdk.Delivered || res[5].Status != sdk.Delivered {
 		t.Fatalf("results %+v", res)
 	}
 	if res[1].Status != sdk.Failed || !strings.Contains(res[1].Error, "headers line 2") {
@@ -279,6 +281,9 @@ headers = { "Feedback-ID" = "spring:acme:crosscast", "X-Mailer" = "Crosscast" }`
 	}
 	if res[2].Status != sdk.Failed || !strings.Contains(res[2].Error, `"Bcc"`) {
 		t.Errorf("a reserved header: %+v", res[2])
+	}
+	if res[3].Status != sdk.Failed || !strings.Contains(res[3].Error, `"X-SMTPAPI"`) || res[4].Status != sdk.Failed {
+		t.Errorf("a provider's control header: %+v %+v", res[3], res[4])
 	}
 	mails := h.Mails()
 	if len(mails) != 2 {

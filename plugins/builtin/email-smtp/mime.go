@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -86,7 +87,7 @@ func (c *channel) build(dst []byte, call sdk.Call, m sdk.Message) ([]byte, strin
 	}
 	switch {
 	case html != "" && text != "":
-		boundary := "=_" + token(m.ID)
+		boundary := newBoundary()
 		header("Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 		b = append(b, "\r\n"...)
 		for _, part := range [...]struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
@@ -109,6 +110,15 @@ func (c *channel) build(dst []byte, call sdk.Call, m sdk.Message) ([]byte, strin
 		b = appendBody(b, text)
 	}
 	return b, to.Address, nil
+}
+
+// newBoundary is a MIME boundary no body can foresee: "=_" (which quoted-printable never writes) and 96 random
+// bits. A 7bit body is copied as it is, so a boundary derived from the message id (which rides in a header) could
+// be planted in a contact's attribute to break the message's structure.
+func newBoundary() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "=_" + hex.EncodeToString(b[:])
 }
 
 // messageSize is about what a message with these bodies takes: the bodies, their line breaks made CRLF, and the
@@ -162,9 +172,9 @@ func parseAddress(s string) (*mail.Address, error) {
 // messageID is the Message-ID of a message: its token at domain.
 func messageID(id, domain string) string { return "<" + token(id) + "@" + domain + ">" }
 
-// token is a message's host id as it can appear in a Message-ID and a MIME boundary: the id itself when it is a
-// dot-atom of letters, digits, "_", "-" and "." of at most 68 bytes (the campaign engine's ids are; a boundary
-// may have 70), its hash otherwise. Hashing cost the guest 24 us a message.
+// token is a message's host id as it can appear in a Message-ID: the id itself when it is a dot-atom of letters,
+// digits, "_", "-" and "." of at most 68 bytes (the campaign engine's ids are), its hash otherwise. Hashing every
+// id cost the guest 24 us a message.
 func token(id string) string {
 	if len(id) == 0 || len(id) > 68 || id[0] == '.' || id[len(id)-1] == '.' {
 		return hash(id)[:32]
@@ -202,7 +212,12 @@ var reservedHeaders = map[string]bool{
 	"reply-to": true, "sender": true, "return-path": true, "received": true, "mime-version": true,
 	"content-type": true, "content-transfer-encoding": true, "list-unsubscribe": true, "list-unsubscribe-post": true,
 	"dkim-signature": true, "x-crosscast-message-id": true,
+	// The event providers' control headers (the channel writes them for events; X-SMTPAPI can even add recipients).
+	"x-smtpapi": true, "x-mailgun-variables": true, "x-ses-message-tags": true, "x-ses-configuration-set": true,
 }
+
+// reservedPrefixes are header name prefixes the channel or a provider owns.
+var reservedPrefixes = []string{"content-", "x-pm-metadata-", "x-mailgun-", "x-ses-"}
 
 // checkHeader checks an extra header and encodes its value (RFC 2047 when it is not ASCII).
 func checkHeader(name, value string) (extraHeader, error) {
@@ -210,10 +225,8 @@ func checkHeader(name, value string) (extraHeader, error) {
 	switch {
 	case !safeHeader(name, value):
 		return extraHeader{}, fmt.Errorf("%q: not a header name, or a value with a line break", name)
-	case reservedHeaders[strings.ToLower(name)]:
-		return extraHeader{}, fmt.Errorf("%q: the channel writes this header itself (use the campaign's fields, or the channel's config)", name)
-	case strings.HasPrefix(strings.ToLower(name), "content-"):
-		return extraHeader{}, fmt.Errorf("%q: the channel writes the Content-* headers itself", name)
+	case reservedHeaders[strings.ToLower(name)] || slices.ContainsFunc(reservedPrefixes, func(p string) bool { return strings.HasPrefix(strings.ToLower(name), p) }):
+		return extraHeader{}, fmt.Errorf("%q: the channel, or an email provider, owns this header (use the campaign's fields, or the channel's config)", name)
 	case value == "":
 		return extraHeader{}, fmt.Errorf("%q: an empty value", name)
 	}
