@@ -47,8 +47,11 @@ func SMTPBatch(m Mailer) runtime.HostFunc {
 		}
 		out := wire.SMTPBatchAnswer{Items: make([]wire.SMTPBatchItem, len(req.Messages))}
 		var wg sync.WaitGroup
+		senders := make(chan struct{}, maxBatchSenders)
 		for i := range req.Messages {
+			senders <- struct{}{}
 			wg.Go(func() {
+				defer func() { <-senders }()
 				a, err := send(ctx, m, req.Messages[i])
 				if err != nil {
 					out.Items[i].Error = errorText(err)
@@ -62,6 +65,10 @@ func SMTPBatch(m Mailer) runtime.HostFunc {
 		return nil
 	}
 }
+
+// maxBatchSenders bounds the goroutines a batch uses: more than any relay's pool of connections (the pool makes
+// the rest wait anyway), far fewer than a batch's 1000 messages.
+const maxBatchSenders = 32
 
 // send hands one message to m.
 func send(ctx context.Context, m Mailer, req wire.SMTPRequest) (wire.SMTPAnswer, error) {
