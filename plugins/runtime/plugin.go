@@ -44,6 +44,10 @@ type Plugin struct {
 	inflight int
 	drained  chan struct{} // closed once closed and no call is in flight
 	finished sync.Once
+	// aborted ends every call and instance start still running (abort): the runtime closes only once they have
+	// returned, as wazero must not close a module a guest still runs in.
+	aborted context.Context
+	abort   context.CancelFunc
 
 	calls, failures, discarded, created atomic.Uint64
 	live                                atomic.Int64
@@ -160,6 +164,7 @@ func newPlugin(r *Runtime, name string, code *compiledModule) *Plugin {
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 	}
+	p.aborted, p.abort = context.WithCancel(context.Background())
 	p.logs = newLogLimiter(func(n uint64) {
 		p.log.Warn("guest log lines dropped by rate limit", "dropped", n)
 	})
@@ -255,6 +260,7 @@ func (p *Plugin) Call(ctx context.Context, entry uint32, input []byte) (out []by
 func (p *Plugin) invoke(ctx context.Context, inst *instance, entry uint32, input []byte) (out []byte, reusable bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, p.rt.opts.Timeout)
 	defer cancel()
+	defer context.AfterFunc(p.aborted, cancel)()
 	cctx = withInstance(withPlugin(cctx, p), inst)
 	if inst.memory != nil {
 		if !inst.memory.hold() {
@@ -447,6 +453,7 @@ func (p *Plugin) closeInstance(inst *instance) {
 func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	ictx, cancel := context.WithTimeout(ctx, p.rt.opts.Timeout)
 	defer cancel()
+	defer context.AfterFunc(p.aborted, cancel)()
 	ictx = withPlugin(ictx, p)
 	inst := &instance{stdout: newTailBuffer(outputTail), stderr: newTailBuffer(outputTail), done: ictx.Done()}
 	defer func() { inst.done = nil }()

@@ -144,8 +144,10 @@ func (r *Runtime) closeWazero(ctx context.Context) error {
 	return errors.Join(r.wz.Close(ctx), r.cache.Close(ctx))
 }
 
-// Close closes every plugin (waiting for their calls up to ctx, see Plugin.Close), then the wazero runtime, which
-// stops any call still running. The Runtime is unusable afterwards.
+// Close closes every plugin (waiting for their calls up to ctx, see Plugin.Close), stops the calls still running
+// then (as at their deadline: the guest stops within a millisecond or so, a host function at its next check of the
+// call's ctx) and waits for them, up to abortWait, then closes the wazero runtime. Closing wazero under a running
+// guest raced with it and unmapped the memory it ran on. The Runtime is unusable afterwards.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -162,12 +164,25 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, p := range plugins {
 		errs = append(errs, p.Close(ctx))
 	}
+	wait, stop := context.WithTimeout(context.Background(), abortWait)
+	defer stop()
+	for _, p := range plugins {
+		p.abort()
+		select {
+		case <-p.drained:
+		case <-wait.Done():
+			r.log.Warn("closing the plugin runtime with calls still running", "plugin", p.name)
+		}
+	}
 	errs = append(errs, r.closeWazero(ctx))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("closing plugin runtime: %w", err)
 	}
 	return nil
 }
+
+// abortWait bounds how long Close waits for the calls it stopped.
+const abortWait = 5 * time.Second
 
 // Load compiles wasm (once per content: the same bytes share compiled code, and the cache makes a restart cheap),
 // checks it implements ABI v1, and creates and initialises one instance, so a plugin that cannot start fails here
