@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
-	"regexp"
 	"strings"
 )
 
@@ -73,30 +72,105 @@ func (l *Links) Verify(kind, ws, msgID, sig, target string) bool {
 	return hmac.Equal([]byte(sig), []byte(l.sign(kind, ws, msgID, target)))
 }
 
-// hrefPattern finds the http(s) links of an HTML body: href="..." or href='...'.
-var hrefPattern = regexp.MustCompile(`(?i)(<a\s[^>]*?href\s*=\s*)("https?://[^"]*"|'https?://[^']*')`)
+// linkAt reads the http(s) link of the <a> tag starting at html[i] ('<'): the tag's first href="..." or href='...'
+// (before the tag's ">") whose value starts with http:// or https://, in any case. It returns where the quoted value
+// starts and ends (quotes included); ok is false when the tag has none. It is what the pattern
+// (?i)(<a\s[^>]*?href\s*=\s*)("https?://[^"]*"|'https?://[^']*') matches at i (a test holds it to that), without
+// a regular expression: one over every byte of a 20 KB newsletter took 2-3 ms a message.
+func linkAt(html string, i int) (start, end int, ok bool) {
+	if i+2 >= len(html) || html[i+1]|0x20 != 'a' || !isSpace(html[i+2]) {
+		return 0, 0, false
+	}
+	tagEnd := len(html)
+	if j := strings.IndexByte(html[i:], '>'); j >= 0 {
+		tagEnd = i + j
+	}
+	for k := i + 3; k+4 <= tagEnd; k++ {
+		if html[k]|0x20 != 'h' || !strings.EqualFold(html[k:k+4], "href") {
+			continue
+		}
+		p := skipSpace(html, k+4)
+		if p >= len(html) || html[p] != '=' {
+			continue
+		}
+		p = skipSpace(html, p+1)
+		if p >= len(html) || html[p] != '"' && html[p] != '\'' {
+			continue
+		}
+		rest := html[p+1:]
+		if !hasPrefixFold(rest, "http://") && !hasPrefixFold(rest, "https://") {
+			continue
+		}
+		if q := strings.IndexByte(rest, html[p]); q >= 0 {
+			return p, p + 1 + q + 1, true
+		}
+	}
+	return 0, 0, false
+}
+
+// isSpace is \s of Go's regular expressions: tab, line feed, form feed, carriage return, space.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
 
 // trackHTML rewrites an HTML body's http(s) links into tracked clicks and adds the open pixel (before </body>, or
 // at the end). Links marked data-crosscast-notrack, and the unsubscribe link, are left as they are.
 func (l *Links) trackHTML(ws, msgID, html string) string {
 	unsubscribe := l.Unsubscribe(ws, msgID)
-	out := hrefPattern.ReplaceAllStringFunc(html, func(tag string) string {
-		m := hrefPattern.FindStringSubmatch(tag)
-		if strings.Contains(strings.ToLower(m[1]), "data-crosscast-notrack") {
-			return tag
+	var out strings.Builder
+	out.Grow(len(html) + len(html)/8 + 256)
+	done := 0 // html[:done] is written
+	for i := 0; ; {
+		j := strings.IndexByte(html[i:], '<')
+		if j < 0 {
+			break
 		}
-		quote := m[2][:1]
-		target := htmlUnescape(m[2][1 : len(m[2])-1])
-		if target == unsubscribe {
-			return tag
+		i += j
+		start, end, ok := linkAt(html, i)
+		if !ok {
+			i++
+			continue
 		}
-		return m[1] + quote + htmlEscape(l.Click(ws, msgID, target)) + quote
-	})
-	pixel := `<img src="` + htmlEscape(l.Open(ws, msgID)) + `" width="1" height="1" alt="" style="display:block;border:0">`
-	if i := strings.LastIndex(strings.ToLower(out), "</body>"); i >= 0 {
-		return out[:i] + pixel + out[i:]
+		prefix, value := html[i:start], html[start:end]
+		target := htmlUnescape(value[1 : len(value)-1])
+		if !strings.Contains(strings.ToLower(prefix), "data-crosscast-notrack") && target != unsubscribe {
+			out.WriteString(html[done:i])
+			out.WriteString(prefix)
+			out.WriteString(value[:1])
+			out.WriteString(htmlEscape(l.Click(ws, msgID, target)))
+			out.WriteString(value[:1])
+			done = end
+		}
+		i = end
 	}
-	return out + pixel
+	out.WriteString(html[done:])
+	body := out.String()
+	pixel := `<img src="` + htmlEscape(l.Open(ws, msgID)) + `" width="1" height="1" alt="" style="display:block;border:0">`
+	if i := lastTagFold(body, "</body>"); i >= 0 {
+		return body[:i] + pixel + body[i:]
+	}
+	return body + pixel
+}
+
+// lastTagFold is the index of the last tag in text, ignoring ASCII case; -1 if none. tag starts with "<".
+func lastTagFold(text, tag string) int {
+	for i := len(text) - len(tag); i >= 0; i-- {
+		if j := strings.LastIndexByte(text[:i+1], '<'); j < 0 {
+			return -1
+		} else if i = j; strings.EqualFold(text[i:i+len(tag)], tag) {
+			return i
+		}
+	}
+	return -1
 }
 
 func htmlEscape(s string) string   { return strings.ReplaceAll(s, "&", "&amp;") }
